@@ -1,0 +1,199 @@
+"""Engine and session creation; every SQLite/Postgres difference outside repositories lives here.
+
+SQLite has no row locks, so a write transaction takes the database write lock up front
+(``BEGIN IMMEDIATE``); reads use a deferred ``BEGIN`` so they never queue behind writers (WAL).
+Postgres runs at READ COMMITTED and relies on row locks and conditional updates.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from allegiance.config import get_settings
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url if isinstance(engine_or_url, str) else str(engine_or_url.url)
+    return url.startswith("sqlite")
+
+
+def _make_engine(url: str) -> Engine:
+    settings = get_settings()
+    if is_sqlite(url):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # the driver must not open transactions itself: we emit BEGIN below
+            dbapi_connection.isolation_level = None
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def get_engine(url: str | None = None) -> Engine:
+    url = normalize_url(url or get_settings().database_url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def sqlite_path(url: str) -> str | None:
+    parsed = make_url(normalize_url(url))
+    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+
+
+@contextmanager
+def write_session(engine: Engine | None = None) -> Iterator[Session]:
+    """A session whose transaction commits once at the end, or rolls back on any error."""
+    engine = engine or get_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def read_session(engine: Engine | None = None) -> Iterator[Session]:
+    """A read-only session: a deferred transaction on SQLite, never committed."""
+    engine = engine or get_engine()
+    conn_engine = engine.execution_options(sqlite_begin="DEFERRED")
+    with Session(conn_engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            # keep what was loaded usable after the block: detach, then end the transaction
+            session.expunge_all()
+            session.rollback()
+
+
+SessionFactory = sessionmaker
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT construct (both support ON CONFLICT ... DO NOTHING / DO UPDATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+_converters: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
+
+
+def _converter(column: Any, dialect: str) -> Any:
+    from datetime import UTC
+
+    from sqlalchemy import JSON
+
+    from allegiance.kit.orm import UTCDateTime
+
+    column_type = column.type
+    if isinstance(column_type, UTCDateTime):
+        if dialect == "sqlite":
+            # the same text form SQLAlchemy's SQLite DATETIME stores (ordered as text)
+            def sqlite_time(value: Any) -> Any:
+                if value is None:
+                    return None
+                if value.tzinfo is not None:
+                    value = value.astimezone(UTC)
+                return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+            return sqlite_time
+        return lambda value: value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(column_type, JSON):
+        import orjson
+
+        if dialect == "sqlite":
+            return lambda value: None if value is None else orjson.dumps(value).decode()
+        from psycopg.types.json import Jsonb
+
+        return lambda value: None if value is None else Jsonb(value)
+    return None
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``executemany`` straight on the driver for large batches (imports, bookings).
+
+    SQLAlchemy's per-parameter processing dominates big inserts; here each column's value
+    conversion is decided once. All rows must have the same keys.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect.name
+    columns = tuple(rows[0].keys())
+    key = (table.name, dialect, columns)
+    converters = _converters.get(key)
+    if converters is None:
+        converters = [_converter(table.c[name], dialect) for name in columns]
+        _converters[key] = converters
+    marker = "?" if dialect == "sqlite" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    pairs = list(zip(columns, converters, strict=True))
+    params = [
+        tuple(row[name] if fn is None else fn(row[name]) for name, fn in pairs) for row in rows
+    ]
+    conn.exec_driver_sql(sql, params)

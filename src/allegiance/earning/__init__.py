@@ -1,0 +1,1 @@
+"""Earning rules: how many points an order or event is worth."""

@@ -1,0 +1,290 @@
+"""The earning engine: pure computation of what one order or event earns (DESIGN.md §4).
+
+No I/O here. Rule usage (limits, budgets) comes in through ``UsageBook`` so the same code
+serves a booking, a batch import and a dry run.
+
+Per wallet, for one order:
+1. rules run by priority then document order; a rule applies when its event matches, its
+   campaign window contains ``order.placed_at``, ``when`` holds, its limits allow it and, with
+   an ``items`` filter, at least one line matches; ``stop`` on an applied rule ends evaluation;
+2. per line, ``per_amount × item.amount`` and ``per_quantity × item.quantity`` per earn rule;
+3. line multipliers (``multiply`` with ``items``) scale matching lines; order multipliers
+   (``multiply`` without ``items``) and the tier ``earn_multiplier`` scale every line;
+4. ``fixed`` and ``percent`` amounts are added after multiplication;
+5. ``cap_per_order`` and budgets cap each rule, then the wallet total is rounded once to the
+   wallet precision and split back over the rules by largest remainder.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from allegiance.kit.clock import period_key
+from allegiance.kit.expression import Scope
+from allegiance.kit.money import round_to_minor
+from allegiance.program.compiled import CompiledProgram, CompiledRule
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+@dataclass
+class Line:
+    amount: Decimal
+    quantity: Decimal
+    context: dict[str, Any]  # the item as CEL sees it
+
+
+@dataclass
+class UsageBook:
+    """Counters of rule use: {(scope, member_id or '', period_key): [count, amount_minor]}."""
+
+    counters: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    changes: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+
+    def get(self, scope: str, member_id: str, period: str) -> tuple[int, int]:
+        value = self.counters.get((scope, member_id, period))
+        return (value[0], value[1]) if value else (0, 0)
+
+    def add(self, scope: str, member_id: str, period: str, count: int, amount: int) -> None:
+        for book in (self.counters, self.changes):
+            entry = book.setdefault((scope, member_id, period), [0, 0])
+            entry[0] += count
+            entry[1] += amount
+
+
+@dataclass
+class Share:
+    rule: str
+    wallet: str
+    kind: str  # earn | multiply
+    amount_minor: int = 0
+    factor: Decimal | None = None
+
+
+@dataclass
+class Evaluation:
+    applied: list[str] = field(default_factory=list)
+    shares: list[Share] = field(default_factory=list)  # earn shares with amounts (minor units)
+    multipliers: list[Share] = field(default_factory=list)
+    totals_minor: dict[str, int] = field(default_factory=dict)
+
+
+def usage_keys(program: CompiledProgram, rules: tuple[CompiledRule, ...], member_id: str,
+               at: datetime) -> list[tuple[str, str, str]]:
+    """Counter rows a booking of this member at ``at`` may read (to load and lock them)."""
+    keys: list[tuple[str, str, str]] = []
+    for c in rules:
+        scope = f"rule:{c.rule.key}"
+        limit = c.rule.limit
+        if limit and limit.per_member:
+            keys.append((scope, member_id, period_key(limit.period, at, program.tz)))
+        if (limit and limit.total) or c.rule.budget:
+            keys.append((scope, "", "all"))
+        if c.campaign and c.campaign.budget:
+            keys.append((f"campaign:{c.campaign.key}", "", "all"))
+    return keys
+
+
+def _window_ok(c: CompiledRule, at: datetime) -> bool:
+    for starts, ends in (
+        (c.rule.starts_at, c.rule.ends_at),
+        (c.campaign.starts_at, c.campaign.ends_at) if c.campaign else (None, None),
+    ):
+        if starts is not None and at < _aware(starts):
+            return False
+        if ends is not None and at >= _aware(ends):
+            return False
+    return True
+
+
+def _aware(value: datetime) -> datetime:
+    from allegiance.kit.clock import as_utc
+
+    return as_utc(value)
+
+
+def _limits_ok(program: CompiledProgram, c: CompiledRule, usage: UsageBook, member_id: str,
+               at: datetime) -> bool:
+    limit = c.rule.limit
+    if limit is None:
+        return True
+    scope = f"rule:{c.rule.key}"
+    if limit.per_member:
+        used, _ = usage.get(scope, member_id, period_key(limit.period, at, program.tz))
+        if used >= limit.per_member:
+            return False
+    if limit.total:
+        used, _ = usage.get(scope, "", "all")
+        if used >= limit.total:
+            return False
+    return True
+
+
+def evaluate(
+    program: CompiledProgram,
+    *,
+    event_type: str,
+    context: dict[str, Any],
+    lines: list[Line],
+    member_id: str,
+    at: datetime,
+    usage: UsageBook,
+    tier_multiplier: Decimal = Decimal(1),
+    tier_key: str | None = None,
+    event_amount: Decimal | None = None,
+) -> Evaluation:
+    """Compute what the order (``lines``) or event earns; records usage in ``usage``."""
+    result = Evaluation()
+    rules = program.rules_by_event.get(event_type, ())
+    n = len(lines)
+    scope = Scope(context)
+    line_scopes: list[Scope | None] = [None] * n
+    # per wallet: earn rule -> per-line base amounts
+    line_points: dict[str, dict[str, list[Decimal]]] = defaultdict(dict)
+    line_factor: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(1)] * n)
+    order_factor: dict[str, Decimal] = defaultdict(lambda: Decimal(1))
+    flat: dict[str, dict[str, Decimal]] = defaultdict(dict)  # fixed and percent, per rule
+    applied: list[CompiledRule] = []
+    for c in rules:
+        if not _window_ok(c, at):
+            continue
+        if c.when is not None and not scope.test(c.when):
+            continue
+        if not _limits_ok(program, c, usage, member_id, at):
+            continue
+        matches: list[int] = list(range(n))
+        if c.items is not None:
+            matches = []
+            for i in range(n):
+                line_scope = line_scopes[i]
+                if line_scope is None:
+                    line_scope = line_scopes[i] = scope.child(item=lines[i].context)
+                if line_scope.test(c.items):
+                    matches.append(i)
+            if not matches:
+                continue
+        wallet = c.wallet
+        if c.rule.multiply is not None:
+            factor = c.rule.multiply.factor
+            if c.items is not None:
+                factors = line_factor[wallet]
+                for i in matches:
+                    factors[i] *= factor
+            else:
+                order_factor[wallet] *= factor
+            result.multipliers.append(Share(c.rule.key, wallet, "multiply", factor=factor))
+        else:
+            earn = c.rule.earn
+            assert earn is not None
+            if earn.per_amount is not None or earn.per_quantity is not None:
+                per = [ZERO] * n
+                for i in matches:
+                    if earn.per_amount is not None:
+                        per[i] = earn.per_amount * lines[i].amount
+                    else:
+                        assert earn.per_quantity is not None
+                        per[i] = earn.per_quantity * lines[i].quantity
+                line_points[wallet][c.rule.key] = per
+            elif earn.fixed is not None:
+                flat[wallet][c.rule.key] = earn.fixed
+            elif earn.percent is not None:
+                if lines:
+                    base = sum((lines[i].amount for i in matches), ZERO)
+                else:
+                    base = event_amount or ZERO
+                flat[wallet][c.rule.key] = earn.percent * base / HUNDRED
+        applied.append(c)
+        if c.rule.stop:
+            break
+    if tier_multiplier != 1 and tier_key:
+        for wallet_key, wallet in program.program.wallets.items():
+            if wallet.kind == "points":
+                order_factor[wallet_key] *= tier_multiplier
+        result.multipliers.append(
+            Share(f"tier:{tier_key}", program.program.default_wallet, "multiply",
+                  factor=tier_multiplier)
+        )
+    by_key = {c.rule.key: c for c in applied}
+    exact: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for wallet, per_rule in line_points.items():
+        factors = line_factor[wallet]
+        g = order_factor[wallet]
+        for key, per in per_rule.items():
+            exact[wallet][key] = sum((per[i] * factors[i] for i in range(n)), ZERO) * g
+    for wallet, per_rule in flat.items():
+        for key, value in per_rule.items():
+            exact[wallet][key] = exact[wallet].get(key, ZERO) + value
+    for wallet, per_rule in exact.items():
+        w = program.program.wallets[wallet]
+        scale = Decimal(10) ** w.precision
+        capped: dict[str, Decimal] = {}
+        for key in sorted(per_rule, key=lambda k: (by_key[k].rule.priority, by_key[k].index)):
+            value = per_rule[key]
+            rule = by_key[key].rule
+            if rule.cap_per_order is not None:
+                value = min(value, rule.cap_per_order)
+            value = _apply_budgets(program, by_key[key], value, usage, scale)
+            capped[key] = max(value, ZERO)
+        total = sum(capped.values(), ZERO)
+        total_minor = round_to_minor(total, w.precision, w.rounding)
+        allocation = _allocate(capped, total_minor, scale)
+        for key, amount in allocation.items():
+            c = by_key[key]
+            _record_budget(c, amount, usage)
+            result.shares.append(Share(key, wallet, "earn", amount_minor=amount))
+        result.totals_minor[wallet] = sum(allocation.values())
+    for c in applied:
+        scope = f"rule:{c.rule.key}"
+        limit = c.rule.limit
+        if limit and limit.per_member:
+            usage.add(scope, member_id, period_key(limit.period, at, program.tz), 1, 0)
+        if limit and limit.total:
+            usage.add(scope, "", "all", 1, 0)
+    result.applied = [c.rule.key for c in applied]
+    return result
+
+
+def _apply_budgets(program: CompiledProgram, c: CompiledRule, value: Decimal, usage: UsageBook,
+                   scale: Decimal) -> Decimal:
+    if c.rule.budget is not None:
+        _, used = usage.get(f"rule:{c.rule.key}", "", "all")
+        value = min(value, c.rule.budget - Decimal(used) / scale)
+    if c.campaign is not None and c.campaign.budget is not None:
+        _, used = usage.get(f"campaign:{c.campaign.key}", "", "all")
+        value = min(value, c.campaign.budget - Decimal(used) / scale)
+    return value
+
+
+def _record_budget(c: CompiledRule, amount_minor: int, usage: UsageBook) -> None:
+    if c.rule.budget is not None:
+        usage.add(f"rule:{c.rule.key}", "", "all", 0, amount_minor)
+    if c.campaign is not None and c.campaign.budget is not None:
+        usage.add(f"campaign:{c.campaign.key}", "", "all", 0, amount_minor)
+
+
+def _allocate(values: dict[str, Decimal], total_minor: int, scale: Decimal) -> dict[str, int]:
+    """Split a rounded total over rules: floors first, the rest by largest remainder."""
+    if not values:
+        return {}
+    scaled = {k: v * scale for k, v in values.items()}
+    floors = {k: int(v) for k, v in scaled.items()}
+    rest = total_minor - sum(floors.values())
+    order = sorted(scaled, key=lambda k: (-(scaled[k] - floors[k]), k))
+    i = 0
+    while rest > 0 and order:
+        floors[order[i % len(order)]] += 1
+        rest -= 1
+        i += 1
+    while rest < 0:
+        for k in sorted(floors, key=lambda k: -floors[k]):
+            if rest == 0:
+                break
+            if floors[k] > 0:
+                floors[k] -= 1
+                rest += 1
+    return {k: v for k, v in floors.items() if v > 0}

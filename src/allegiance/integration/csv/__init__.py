@@ -1,0 +1,1 @@
+"""Streaming import of orders and members from CSV or JSONL files."""

@@ -1,0 +1,175 @@
+"""Streaming readers: CSV (one row per order line, rows of one order adjacent) and JSONL.
+
+Memory stays flat: rows are read one at a time and handed on in bounded batches.
+
+Order CSV columns (header names; unknown columns are an error so typos don't pass silently):
+  id (or order_id), member_id (or customer_id), placed_at, currency, total, shipping_amount,
+  tax_amount, discount_amount, channel, brand, coupon_codes (separated by ';'),
+  and per line: sku, name, category, labels (';'), quantity, unit_price, amount,
+  plus attributes.<name> columns for order attributes.
+Member CSV columns: member_id (or id), email, name, phone, birthdate, locale, tags (';'),
+  account_id, referral_code, enrolled_at, attributes.<name>.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ORDER_FIELDS = {"id", "member_id", "placed_at", "currency", "total", "shipping_amount",
+                "tax_amount", "discount_amount", "channel", "brand", "coupon_codes"}
+ITEM_FIELDS = {"sku", "name", "category", "labels", "quantity", "unit_price", "amount"}
+ORDER_ALIASES = {"order_id": "id", "customer_id": "member_id"}
+MEMBER_FIELDS = {"member_id", "email", "name", "phone", "birthdate", "locale", "tags",
+                 "account_id", "referral_code", "enrolled_at"}
+MEMBER_ALIASES = {"id": "member_id", "customer_id": "member_id"}
+LIST_FIELDS = {"coupon_codes", "labels", "tags"}
+
+
+@dataclass
+class Record:
+    """One logical record (an order with its lines, a member) and where it came from."""
+
+    line: int  # first line of the record in the file (1 = header for CSV)
+    data: dict[str, Any] | None
+    error: str | None = None
+    raw: Any = None
+
+
+def detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return "csv"
+
+
+def read_records(path: Path, kind: str) -> Iterator[Record]:
+    if detect_format(path) == "jsonl":
+        yield from _jsonl(path)
+    elif kind == "orders":
+        yield from _order_csv(path)
+    else:
+        yield from _flat_csv(path, MEMBER_FIELDS, MEMBER_ALIASES, key="member_id")
+
+
+def _jsonl(path: Path) -> Iterator[Record]:
+    with path.open("r", encoding="utf-8-sig") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield Record(number, None, f"not valid JSON: {exc.msg} at column {exc.colno}",
+                             raw=text.rstrip("\n"))
+                continue
+            if not isinstance(value, dict):
+                yield Record(number, None, "each line must be a JSON object", raw=value)
+                continue
+            yield Record(number, value, raw=value)
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _header(reader: Any, known: set[str], aliases: dict[str, str]) -> list[str]:
+    header = next(reader, None)
+    if header is None:
+        return []
+    names = []
+    for raw in header:
+        name = raw.strip().lower().lstrip("\ufeff")
+        name = aliases.get(name, name)
+        if name not in known and not name.startswith("attributes."):
+            raise ValueError(f"unknown column {raw!r}; expected some of {sorted(known)}")
+        names.append(name)
+    return names
+
+
+def _convert(name: str, value: str) -> Any:
+    if name in LIST_FIELDS:
+        return [part.strip() for part in value.split(";") if part.strip()]
+    return value
+
+
+def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str
+              ) -> Iterator[Record]:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        names = _header(reader, known, aliases)
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(names):
+                yield Record(number, None, f"expected {len(names)} columns, got {len(row)}",
+                             raw=row)
+                continue
+            data: dict[str, Any] = {}
+            attributes: dict[str, Any] = {}
+            for name, cell in zip(names, row, strict=True):
+                value = _clean(cell)
+                if value is None:
+                    continue
+                if name.startswith("attributes."):
+                    attributes[name.split(".", 1)[1]] = value
+                else:
+                    data[name] = _convert(name, value)
+            if attributes:
+                data["attributes"] = attributes
+            yield Record(number, data, raw=dict(zip(names, row, strict=True)))
+
+
+def _order_csv(path: Path) -> Iterator[Record]:
+    """Group adjacent rows with the same order id into one order with several lines."""
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        names = _header(reader, ORDER_FIELDS | ITEM_FIELDS, ORDER_ALIASES)
+        current: Record | None = None
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(names):
+                if current is not None:
+                    yield current
+                    current = None
+                yield Record(number, None, f"expected {len(names)} columns, got {len(row)}",
+                             raw=row)
+                continue
+            order: dict[str, Any] = {}
+            item: dict[str, Any] = {}
+            attributes: dict[str, Any] = {}
+            for name, cell in zip(names, row, strict=True):
+                value = _clean(cell)
+                if value is None:
+                    continue
+                if name.startswith("attributes."):
+                    attributes[name.split(".", 1)[1]] = value
+                elif name in ITEM_FIELDS:
+                    item[name] = _convert(name, value)
+                else:
+                    order[name] = _convert(name, value)
+            if attributes:
+                order["attributes"] = attributes
+            order_id = order.get("id")
+            if current is not None and current.data is not None and order_id is not None \
+                    and current.data.get("id") == order_id:
+                if item:
+                    current.data.setdefault("items", []).append(item)
+                current.raw.append(row)
+                continue
+            if current is not None:
+                yield current
+            order["items"] = [item] if item else []
+            current = Record(number, order, raw=[row])
+        if current is not None:
+            yield current

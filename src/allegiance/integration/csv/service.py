@@ -1,0 +1,211 @@
+"""Import use cases: validate each record, book good ones in batches, write rejects out.
+
+Re-running a file books nothing twice: order ids already booked are skipped (counted), and
+members are upserted. Rejected records go to ``FILE.rejected.jsonl`` with the line number and
+the reasons; good records around them are booked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from allegiance.db import read_session, write_session
+from allegiance.errors import DomainError, ValidationFailed
+from allegiance.integration.csv.reader import Record, read_records
+from allegiance.member.schemas import MemberUpsert
+from allegiance.member.service import upsert_member
+from allegiance.order import repository as orders_repo
+from allegiance.order.schemas import OrderCreate
+from allegiance.order.service import PreparedOrder, book_orders, prepare_order
+from allegiance.program.compiled import CompiledProgram
+from allegiance.program.service import require_program
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    booked: int = 0
+    skipped: int = 0  # already booked earlier (a re-run)
+    rejected: int = 0
+    rejected_file: str | None = None
+    points: dict[str, int] = field(default_factory=dict)
+
+
+Progress = Callable[[int], None]  # bytes or records processed so far
+
+
+def rejected_path(path: Path) -> Path:
+    return path.with_name(path.name + ".rejected.jsonl")
+
+
+class _Rejects:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = path.open("w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: Record, errors: list[dict[str, Any]]) -> None:
+        self.count += 1
+        self.handle.write(json.dumps({"line": record.line, "errors": errors,
+                                      "record": record.raw}, default=str) + "\n")
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.count == 0:
+            self.path.unlink(missing_ok=True)
+
+
+def _errors_of(exc: Exception) -> list[dict[str, Any]]:
+    if isinstance(exc, ValidationError):
+        return [{"loc": list(e["loc"]), "msg": str(e["msg"]).removeprefix("Value error, ")}
+                for e in exc.errors(include_url=False)]
+    if isinstance(exc, DomainError):
+        return exc.errors or [{"loc": [], "msg": exc.detail}]
+    return [{"loc": [], "msg": str(exc)}]
+
+
+def import_orders(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
+                  batch_size: int = 500, progress: Progress | None = None,
+                  emit_events: bool = False) -> ImportReport:
+    report = ImportReport()
+    with read_session(engine) as session:
+        program = require_program(session, tenant_id=tenant_id)
+    rejects = _Rejects(rejected_path(path))
+    try:
+        batch: list[tuple[Record, PreparedOrder]] = []
+        for record in _counted(read_records(path, "orders"), report, progress):
+            prepared = _prepare(program, record, now, rejects)
+            if prepared is None:
+                continue
+            batch.append((record, prepared))
+            if len(batch) >= batch_size:
+                _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+                batch = []
+        if batch:
+            _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+    finally:
+        rejects.close()
+    report.rejected = rejects.count
+    report.rejected_file = str(rejects.path) if rejects.count else None
+    return report
+
+
+def _counted(records: Iterator[Record], report: ImportReport, progress: Progress | None
+             ) -> Iterator[Record]:
+    for record in records:
+        report.read += 1
+        if progress is not None and report.read % 1000 == 0:
+            progress(report.read)
+        yield record
+
+
+def _prepare(program: CompiledProgram, record: Record, now: datetime, rejects: _Rejects
+             ) -> PreparedOrder | None:
+    if record.data is None:
+        rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
+        return None
+    try:
+        payload = OrderCreate.model_validate(record.data)
+        return prepare_order(program, payload, order_id=payload.id, now=now, loc_prefix="order")
+    except (ValidationError, ValidationFailed) as exc:
+        rejects.write(record, _errors_of(exc))
+        return None
+
+
+def _flush(engine: Engine, tenant_id: str, program: CompiledProgram,
+           batch: list[tuple[Record, PreparedOrder]], now: datetime, report: ImportReport,
+           rejects: _Rejects, emit_events: bool) -> None:
+    # duplicates inside the batch: the first occurrence wins, later ones are rejected
+    unique: dict[str, tuple[Record, PreparedOrder]] = {}
+    for record, prepared in batch:
+        if prepared.order_id in unique:
+            rejects.write(record, [{"loc": ["id"], "msg": "order id appears twice in the file"}])
+        else:
+            unique[prepared.order_id] = (record, prepared)
+    try:
+        _book(engine, tenant_id, program, list(unique.values()), now, report, emit_events)
+    except (IntegrityError, DomainError):
+        # isolate the record that breaks the batch; book the others one by one
+        for record, prepared in unique.values():
+            try:
+                _book(engine, tenant_id, program, [(record, prepared)], now, report,
+                      emit_events)
+            except (IntegrityError, DomainError) as exc:
+                rejects.write(record, _errors_of(exc))
+
+
+def _book(engine: Engine, tenant_id: str, program: CompiledProgram,
+          items: list[tuple[Record, PreparedOrder]], now: datetime, report: ImportReport,
+          emit_events: bool) -> None:
+    with write_session(engine) as session:
+        existing = orders_repo.existing_order_ids(session, tenant_id,
+                                                  [p.order_id for _, p in items])
+        fresh = [p for _, p in items if p.order_id not in existing]
+        bookings = book_orders(session, tenant_id=tenant_id, program=program, orders=fresh,
+                               now=now, emit_events=emit_events) if fresh else []
+    report.skipped += len(items) - len(fresh)
+    report.booked += len(fresh)
+    for booking in bookings:
+        for wallet, amount in booking.evaluation.totals_minor.items():
+            report.points[wallet] = report.points.get(wallet, 0) + amount
+
+
+def import_members(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
+                   batch_size: int = 500, progress: Progress | None = None) -> ImportReport:
+    report = ImportReport()
+    rejects = _Rejects(rejected_path(path))
+    try:
+        batch: list[tuple[Record, str, MemberUpsert]] = []
+        for record in _counted(read_records(path, "members"), report, progress):
+            if record.data is None:
+                rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
+                continue
+            data = dict(record.data)
+            member_id = str(data.pop("member_id", "") or "").strip()
+            if not member_id:
+                rejects.write(record, [{"loc": ["member_id"], "msg": "missing member id"}])
+                continue
+            try:
+                batch.append((record, member_id, MemberUpsert.model_validate(data)))
+            except ValidationError as exc:
+                rejects.write(record, _errors_of(exc))
+                continue
+            if len(batch) >= batch_size:
+                _upsert_members(engine, tenant_id, batch, now, report, rejects)
+                batch = []
+        if batch:
+            _upsert_members(engine, tenant_id, batch, now, report, rejects)
+    finally:
+        rejects.close()
+    report.rejected = rejects.count
+    report.rejected_file = str(rejects.path) if rejects.count else None
+    return report
+
+
+def _upsert_members(engine: Engine, tenant_id: str,
+                    batch: list[tuple[Record, str, MemberUpsert]], now: datetime,
+                    report: ImportReport, rejects: _Rejects) -> None:
+    try:
+        with write_session(engine) as session:
+            for _, member_id, data in batch:
+                upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data,
+                              now=now)
+        report.booked += len(batch)
+    except (IntegrityError, DomainError):
+        for record, member_id, data in batch:
+            try:
+                with write_session(engine) as session:
+                    upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data,
+                                  now=now)
+                report.booked += 1
+            except (IntegrityError, DomainError) as exc:
+                rejects.write(record, _errors_of(exc))

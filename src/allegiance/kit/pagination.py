@@ -1,0 +1,24 @@
+"""Opaque cursors for ``?limit=&cursor=`` lists."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except Exception as exc:
+        raise BadCursor("cursor is not one this API returned") from exc

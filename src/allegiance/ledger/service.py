@@ -1,0 +1,607 @@
+"""Every write to the ledger goes through here.
+
+Conventions: amounts are integer minor units (points × 10^precision). A transfer moves an
+amount from a debit account to a credit account. Member accounts cache their posted (active)
+and pending balances; system accounts per tenant×wallet (``issued``, ``redeemed``, ``expired``,
+``adjustments``) take the other side. Two-phase credits: an ``earn`` transfer in phase
+``pending`` is later posted by an ``activate`` transfer or (partly) voided by a ``reverse``
+transfer in phase ``void``. Callers hold the member's row lock (see member.repository), so a
+member's ledger operations are serialised; debits still check the balance in the write itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from allegiance.errors import InsufficientPoints
+from allegiance.kit.clock import end_of_month, end_of_year, zone
+from allegiance.kit.money import number
+from allegiance.ledger import repository
+from allegiance.ledger.models import Lot
+from allegiance.program.schema import Program, Wallet
+
+
+@dataclass
+class Credit:
+    member_id: str
+    wallet: str
+    amount_minor: int
+    code: str  # earn | adjust
+    source_type: str
+    source_id: str
+    idem_key: str
+    available_at: datetime
+    effective_at: datetime
+    order_id: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    expires_at: datetime | None = None  # explicit expiry (manual credits); else wallet policy
+
+
+@dataclass
+class Booked:
+    """What a booking did, for the response's effects."""
+
+    posted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pending: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def expiry_for(wallet: Wallet, timezone: str, activated_at: datetime) -> datetime | None:
+    """When a lot that becomes usable at ``activated_at`` expires under the wallet's policy."""
+    mode = wallet.expiry.mode
+    if mode == "rolling_days":
+        assert wallet.expiry.days is not None
+        return activated_at + timedelta(days=wallet.expiry.days)
+    if mode == "end_of_month":
+        return end_of_month(activated_at, zone(timezone))
+    if mode == "end_of_year":
+        return end_of_year(activated_at, zone(timezone))
+    return None  # never, or inactivity_days (decided per member, not per lot)
+
+
+def pending_until(wallet: Wallet, at: datetime) -> datetime:
+    return at + timedelta(days=float(wallet.pending_days))
+
+
+def credit(session: Session, *, tenant_id: str, program: Program, credits: list[Credit],
+           now: datetime) -> Booked:
+    """Book credits (earnings, manual credits): pending until ``available_at``, else active."""
+    booked = Booked()
+    if not credits:
+        return booked
+    by_wallet: dict[str, list[Credit]] = defaultdict(list)
+    for c in credits:
+        by_wallet[c.wallet].append(c)
+    deltas: dict[int, tuple[int, int]] = {}
+    transfer_rows: list[dict[str, Any]] = []
+    lot_rows: list[dict[str, Any]] = []
+    debt_netting: list[tuple[int, int]] = []  # (account id, amount) of active credits
+    for wallet_key, items in sorted(by_wallet.items()):
+        wallet = program.wallets[wallet_key]
+        issued = repository.system_account(
+            session, tenant_id, wallet_key, "issued" if items[0].code == "earn" else "adjustments"
+        )
+        accounts = repository.ensure_accounts(
+            session, tenant_id, wallet_key, "member", [c.member_id for c in items]
+        )
+        for c in items:
+            if c.amount_minor <= 0:
+                continue
+            source = issued
+            if c.code != "earn":
+                source = repository.system_account(session, tenant_id, wallet_key, "adjustments")
+            account = accounts[c.member_id]
+            is_pending = c.available_at > now
+            expires = c.expires_at
+            if expires is None and not is_pending:
+                expires = expiry_for(wallet, program.timezone, c.available_at)
+            posted, pending = deltas.get(account, (0, 0))
+            if is_pending:
+                deltas[account] = (posted, pending + c.amount_minor)
+                booked.pending[wallet_key] += c.amount_minor
+            else:
+                deltas[account] = (posted + c.amount_minor, pending)
+                booked.posted[wallet_key] += c.amount_minor
+                debt_netting.append((account, c.amount_minor))
+            transfer_rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "wallet": wallet_key,
+                    "debit_account_id": source,
+                    "credit_account_id": account,
+                    "amount_minor": c.amount_minor,
+                    "code": c.code,
+                    "phase": "pending" if is_pending else "posted",
+                    "pending_id": None,
+                    "member_id": c.member_id,
+                    "order_id": c.order_id,
+                    "source_type": c.source_type,
+                    "source_id": c.source_id,
+                    "rule": c.rule,
+                    "reason": c.reason,
+                    "lot_id": None,
+                    "idem_key": c.idem_key,
+                    "effective_at": c.effective_at,
+                }
+            )
+            lot_rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "wallet": wallet_key,
+                    "account_id": account,
+                    "member_id": c.member_id,
+                    "status": "pending" if is_pending else "active",
+                    "amount_minor": c.amount_minor,
+                    "remaining_minor": c.amount_minor,
+                    "available_at": c.available_at,
+                    "expires_at": expires,
+                    "order_id": c.order_id,
+                    "transfer_id": None,
+                    "rule": c.rule,
+                    "notified_at": None,
+                    "created_at": c.effective_at,
+                }
+            )
+    # the lot points at its transfer (a later activation or void names the transfer)
+    transfer_ids = repository.insert_transfers(session, transfer_rows)
+    for row, transfer_id in zip(lot_rows, transfer_ids, strict=True):
+        row["transfer_id"] = transfer_id
+    repository.insert_lots(session, lot_rows)
+    repository.add_balances(session, deltas)
+    if debt_netting:
+        _net_debt(session, {a for a, _ in debt_netting})
+    return booked
+
+
+def _net_debt(session: Session, account_ids: set[int]) -> None:
+    """Offset debt lots (negative, from unlimited reversals) with active credit lots."""
+    for account_id in sorted(repository.accounts_in_debt(session, list(account_ids))):
+        debts = repository.debt_lots(session, account_id)
+        if not debts:
+            continue
+        lots = repository.open_lots(session, account_id, status="active")
+        updates: list[dict[str, Any]] = []
+        for debt in debts:
+            owed = -debt.remaining_minor
+            for lot in lots:
+                if owed == 0:
+                    break
+                take = min(owed, lot.remaining_minor)
+                if take <= 0:
+                    continue
+                lot.remaining_minor -= take
+                owed -= take
+                updates.append(_lot_row(lot))
+            debt.remaining_minor = -owed
+            if owed == 0:
+                debt.status = "closed"
+            updates.append(_lot_row(debt))
+        repository.update_lots(session, _dedupe(updates))
+
+
+def debit(
+    session: Session,
+    *,
+    tenant_id: str,
+    member_id: str,
+    wallet: str,
+    amount_minor: int,
+    code: str,
+    source_type: str,
+    source_id: str,
+    idem_key: str,
+    now: datetime,
+    reason: str | None = None,
+    counter: str = "redeemed",
+) -> int:
+    """Spend active points earliest-expiry first; InsufficientPoints if the balance is short."""
+    account = repository.ensure_accounts(session, tenant_id, wallet, "member", [member_id])[
+        member_id
+    ]
+    if not repository.debit_if_enough(session, account, amount_minor):
+        raise InsufficientPoints(
+            f"the {wallet} balance is lower than {amount_minor} minor units",
+            errors=[{"loc": ["body", "amount"], "msg": "more than the active balance"}],
+        )
+    _consume_lots(session, account, amount_minor)
+    repository.insert_transfers(
+        session,
+        [
+            {
+                "tenant_id": tenant_id,
+                "wallet": wallet,
+                "debit_account_id": account,
+                "credit_account_id": repository.system_account(
+                    session, tenant_id, wallet, counter
+                ),
+                "amount_minor": amount_minor,
+                "code": code,
+                "phase": "posted",
+                "pending_id": None,
+                "member_id": member_id,
+                "order_id": None,
+                "source_type": source_type,
+                "source_id": source_id,
+                "rule": None,
+                "reason": reason,
+                "lot_id": None,
+                "idem_key": idem_key,
+                "effective_at": now,
+            }
+        ],
+    )
+    return account
+
+
+def _consume_lots(session: Session, account_id: int, amount_minor: int,
+                  first: list[Lot] | None = None) -> int:
+    """Take ``amount_minor`` from active lots (``first`` before the rest); returns the shortfall."""
+    left = amount_minor
+    updates: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    queue = list(first or []) + repository.open_lots(session, account_id, status="active")
+    for lot in queue:
+        if left == 0:
+            break
+        if lot.id in seen or lot.status != "active" or lot.remaining_minor <= 0:
+            continue
+        seen.add(lot.id)
+        take = min(left, lot.remaining_minor)
+        lot.remaining_minor -= take
+        if lot.remaining_minor == 0:
+            lot.status = "closed"
+        left -= take
+        updates.append(_lot_row(lot))
+    repository.update_lots(session, updates)
+    return left
+
+
+def reverse_order_points(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: Program,
+    member_id: str,
+    order_id: str,
+    wallet: str,
+    amount_minor: int,
+    source_type: str,
+    source_id: str,
+    now: datetime,
+) -> tuple[int, int]:
+    """Reverse up to ``amount_minor`` of an order's points under the refund policy.
+
+    Pending points of the order are voided first, then active points are taken back
+    (the order's own lots first, then earliest-expiry). Returns (voided, reversed active).
+    """
+    policy = program.refund_policy
+    account = repository.ensure_accounts(session, tenant_id, wallet, "member", [member_id])[
+        member_id
+    ]
+    issued = repository.system_account(session, tenant_id, wallet, "issued")
+    left = amount_minor
+    transfers: list[dict[str, Any]] = []
+    lot_updates: list[dict[str, Any]] = []
+    voided = 0
+    for lot in repository.open_lots(session, account, status="pending", order_id=order_id):
+        if left == 0:
+            break
+        take = min(left, lot.remaining_minor)
+        if take <= 0:
+            continue
+        lot.remaining_minor -= take
+        if lot.remaining_minor == 0:
+            lot.status = "closed"
+        lot_updates.append(_lot_row(lot))
+        transfers.append(
+            _transfer(tenant_id, wallet, issued, account, take, "reverse", "void", member_id,
+                      order_id, source_type, source_id, f"{source_type}/{source_id}/void/{lot.id}",
+                      now, pending_id=lot.transfer_id, lot_id=lot.id, rule=lot.rule)
+        )
+        voided += take
+        left -= take
+    repository.update_lots(session, lot_updates)
+    reversed_active = 0
+    if left > 0 and policy != "only_pending":
+        posted, _ = repository.account_balance(session, account, lock=True)
+        take = left if policy == "unlimited" else max(0, min(left, posted))
+        if take > 0:
+            own = repository.open_lots(session, account, status="active", order_id=order_id)
+            shortfall = _consume_lots(session, account, take, first=own)
+            if shortfall > 0:
+                # only ``unlimited`` gets here: the balance goes below zero as a debt lot
+                repository.insert_lots(
+                    session,
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "wallet": wallet,
+                            "account_id": account,
+                            "member_id": member_id,
+                            "status": "active",
+                            "amount_minor": -shortfall,
+                            "remaining_minor": -shortfall,
+                            "available_at": now,
+                            "expires_at": None,
+                            "order_id": order_id,
+                            "transfer_id": None,
+                            "rule": None,
+                            "notified_at": None,
+                            "created_at": now,
+                        }
+                    ],
+                )
+            transfers.append(
+                _transfer(tenant_id, wallet, account, issued, take, "reverse", "posted",
+                          member_id, order_id, source_type, source_id,
+                          f"{source_type}/{source_id}/reverse/{wallet}", now)
+            )
+            reversed_active = take
+    repository.insert_transfers(session, transfers)
+    repository.add_balances(session, {account: (-reversed_active, -voided)})
+    return voided, reversed_active
+
+
+def settle_member(session: Session, *, tenant_id: str, program: Program, member_id: str,
+                  last_activity_at: datetime | None, now: datetime) -> datetime | None:
+    """Activate matured pending lots and expire due lots of one member, as of ``now``.
+
+    Returns the next moment something is due for this member (for ``members.settle_at``).
+    """
+    accounts = repository.member_accounts(session, tenant_id, member_id)
+    if not accounts:
+        return None
+    by_id = {a.id: a for a in accounts}
+    deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    transfers: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    activated_accounts: set[int] = set()
+    for lot in repository.due_lots(session, list(by_id), now):
+        account = by_id[lot.account_id]
+        wallet = program.wallets.get(account.wallet)
+        if lot.status == "pending":
+            amount = lot.remaining_minor
+            lot.status = "active" if amount > 0 else "closed"
+            row = _lot_row(lot)
+            if wallet is not None and lot.expires_at is None:
+                lot.expires_at = expiry_for(wallet, program.timezone, lot.available_at)
+                row["expires_at"] = lot.expires_at
+            updates.append(row)
+            if amount > 0:
+                issued = repository.system_account(session, tenant_id, account.wallet, "issued")
+                transfers.append(
+                    _transfer(tenant_id, account.wallet, issued, account.id, amount, "activate",
+                              "posted", member_id, lot.order_id, "job", f"lot-{lot.id}",
+                              f"lot/{lot.id}/activate", lot.available_at,
+                              pending_id=lot.transfer_id, lot_id=lot.id, rule=lot.rule)
+                )
+                deltas[account.id][0] += amount
+                deltas[account.id][1] -= amount
+                activated_accounts.add(account.id)
+            if lot.expires_at is not None and lot.expires_at <= now and amount > 0:
+                _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates,
+                            deltas)
+        else:
+            _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates, deltas)
+    # inactivity expiry: everything left expires once the member has been idle long enough
+    for account in accounts:
+        wallet = program.wallets.get(account.wallet)
+        if wallet is None or wallet.expiry.mode != "inactivity_days" or last_activity_at is None:
+            continue
+        assert wallet.expiry.days is not None
+        deadline = last_activity_at + timedelta(days=wallet.expiry.days)
+        if deadline <= now:
+            for lot in repository.open_lots(session, account.id, status="active"):
+                if any(u["lid"] == lot.id for u in updates):
+                    continue
+                _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates,
+                            deltas, at=deadline)
+    repository.update_lots(session, _dedupe(updates))
+    repository.insert_transfers(session, transfers)
+    repository.add_balances(session, {k: (v[0], v[1]) for k, v in deltas.items()})
+    if activated_accounts:
+        _net_debt(session, activated_accounts)
+    return next_due(session, program, list(by_id), accounts, last_activity_at)
+
+
+def next_due(session: Session, program: Program, account_ids: list[int], accounts: list[Any],
+             last_activity_at: datetime | None) -> datetime | None:
+    moment = repository.next_lot_moment(session, account_ids)
+    for account in accounts:
+        wallet = program.wallets.get(account.wallet)
+        if (
+            wallet is not None
+            and wallet.expiry.mode == "inactivity_days"
+            and last_activity_at is not None
+            and wallet.expiry.days is not None
+        ):
+            deadline = last_activity_at + timedelta(days=wallet.expiry.days)
+            moment = deadline if moment is None else min(moment, deadline)
+    return moment
+
+
+def _expire_lot(session: Session, tenant_id: str, member_id: str, account: Any, lot: Lot,
+                transfers: list[dict[str, Any]], updates: list[dict[str, Any]],
+                deltas: dict[int, list[int]], at: datetime | None = None) -> None:
+    amount = lot.remaining_minor
+    if amount <= 0:
+        return
+    lot.remaining_minor = 0
+    lot.status = "closed"
+    updates.append(_lot_row(lot))
+    expired = repository.system_account(session, tenant_id, account.wallet, "expired")
+    transfers.append(
+        _transfer(tenant_id, account.wallet, account.id, expired, amount, "expire", "posted",
+                  member_id, lot.order_id, "job", f"lot-{lot.id}", f"lot/{lot.id}/expire",
+                  at or lot.expires_at or lot.available_at, lot_id=lot.id, rule=lot.rule)
+    )
+    deltas[account.id][0] -= amount
+
+
+def _transfer(tenant_id: str, wallet: str, debit_account: int, credit_account: int, amount: int,
+              code: str, phase: str, member_id: str, order_id: str | None, source_type: str,
+              source_id: str, idem_key: str, effective_at: datetime, *,
+              pending_id: int | None = None, lot_id: int | None = None,
+              rule: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "wallet": wallet,
+        "debit_account_id": debit_account,
+        "credit_account_id": credit_account,
+        "amount_minor": amount,
+        "code": code,
+        "phase": phase,
+        "pending_id": pending_id,
+        "member_id": member_id,
+        "order_id": order_id,
+        "source_type": source_type,
+        "source_id": source_id,
+        "rule": rule,
+        "reason": reason,
+        "lot_id": lot_id,
+        "idem_key": idem_key,
+        "effective_at": effective_at,
+    }
+
+
+def _lot_row(lot: Lot) -> dict[str, Any]:
+    return {"lid": lot.id, "remaining": lot.remaining_minor, "status": lot.status}
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        merged.setdefault(row["lid"], {}).update(row)
+    with_expiry = [r for r in merged.values() if "expires_at" in r]
+    without = [r for r in merged.values() if "expires_at" not in r]
+    return with_expiry + without
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+def balances_view(session: Session, *, tenant_id: str, program: Program | None, member_id: str,
+                  last_activity_at: datetime | None, now: datetime) -> dict[str, Any]:
+    """Balances per wallet as of ``now``: lots that matured count as active, expired ones not."""
+    wallets = program.wallets if program else {}
+    lots = repository.lots_of_member(session, tenant_id, member_id)
+    view: dict[str, dict[str, Any]] = {}
+    for key, wallet in wallets.items():
+        active = pending = 0
+        expiring: dict[datetime, int] = defaultdict(int)
+        inactivity_deadline = None
+        if wallet.expiry.mode == "inactivity_days" and last_activity_at and wallet.expiry.days:
+            inactivity_deadline = last_activity_at + timedelta(days=wallet.expiry.days)
+        for lot in lots:
+            if lot.wallet != key:
+                continue
+            expires = lot.expires_at
+            if lot.status == "pending":
+                if lot.available_at > now:
+                    pending += lot.remaining_minor
+                    continue
+                expires = expires or expiry_for(wallet, program.timezone, lot.available_at) \
+                    if program else None
+            if inactivity_deadline is not None and lot.remaining_minor > 0:
+                expires = inactivity_deadline
+            if expires is not None and expires <= now and lot.remaining_minor > 0:
+                continue
+            active += lot.remaining_minor
+            if expires is not None and lot.remaining_minor > 0:
+                expiring[expires] += lot.remaining_minor
+        view[key] = {
+            "active": number(active, wallet.precision),
+            "pending": number(pending, wallet.precision),
+            "expiring": [
+                {"amount": number(amount, wallet.precision), "expires_at": at.isoformat()}
+                for at, amount in sorted(expiring.items())
+            ][:20],
+        }
+    return view
+
+
+def account_balances(session: Session, tenant_id: str, member_id: str) -> dict[str, tuple[int, int]]:
+    return {
+        a.wallet: (a.posted_minor, a.pending_minor)
+        for a in repository.member_accounts(session, tenant_id, member_id)
+    }
+
+
+def member_account_ids(session: Session, tenant_id: str, member_id: str) -> set[int]:
+    return {a.id for a in repository.member_accounts(session, tenant_id, member_id)}
+
+
+def ledger_page(session: Session, *, tenant_id: str, member_id: str, before_id: int | None,
+                limit: int) -> list[Any]:
+    return repository.transfers_page(
+        session, tenant_id, member_id, before_id=before_id, limit=limit
+    )
+
+
+def order_totals(session: Session, tenant_id: str, order_id: str) -> dict[str, list[int]]:
+    return repository.order_wallet_totals(session, tenant_id, order_id)
+
+
+def expiring_lots(session: Session, *, tenant_id: str, wallet: str, until: datetime,
+                  limit: int) -> list[Lot]:
+    return repository.lots_to_notify(session, tenant_id, wallet, until, limit)
+
+
+def mark_notified(session: Session, lot_ids: list[int], now: datetime) -> None:
+    repository.mark_notified(session, lot_ids, now)
+
+
+# ---- verification -------------------------------------------------------------------------
+
+
+def verify(session: Session, *, tenant_id: str, program: Program | None) -> list[str]:
+    """Check every ledger invariant of a tenant; returns human-readable breaches."""
+    breaches: list[str] = []
+    derived = repository.derived_balances(session, tenant_id)
+    accounts = repository.accounts_of_tenant(session, tenant_id)
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    lots = repository.lot_sums(session, tenant_id)
+    policy = program.refund_policy if program else "within_balance"
+    for account in accounts:
+        posted, pending = derived.get(account.id, (0, 0))
+        totals[account.wallet][0] += posted
+        totals[account.wallet][1] += pending
+        if account.owner_type != "member":
+            continue
+        who = f"member {account.owner_id} wallet {account.wallet}"
+        if (account.posted_minor, account.pending_minor) != (posted, pending):
+            breaches.append(
+                f"{who}: cached balance {account.posted_minor}/{account.pending_minor} "
+                f"!= transfers {posted}/{pending}"
+            )
+        if lots.get((account.id, "active"), 0) != account.posted_minor:
+            breaches.append(
+                f"{who}: active balance {account.posted_minor} != lots "
+                f"{lots.get((account.id, 'active'), 0)}"
+            )
+        if lots.get((account.id, "pending"), 0) != account.pending_minor:
+            breaches.append(
+                f"{who}: pending balance {account.pending_minor} != lots "
+                f"{lots.get((account.id, 'pending'), 0)}"
+            )
+        if account.pending_minor < 0:
+            breaches.append(f"{who}: pending balance below zero")
+        if account.posted_minor < 0 and policy != "unlimited":
+            breaches.append(f"{who}: balance {account.posted_minor} below zero")
+    for wallet, (posted, pending) in totals.items():
+        if posted or pending:
+            breaches.append(f"wallet {wallet}: accounts sum to {posted}/{pending}, not zero")
+    for lot in repository.bad_lots(session, tenant_id):
+        breaches.append(f"lot {lot.id}: remaining {lot.remaining_minor} outside its amount")
+    for order_id, wallet, earned, reversed_ in repository.over_reversed_orders(session, tenant_id):
+        breaches.append(f"order {order_id} wallet {wallet}: reversed {reversed_} > earned {earned}")
+    return breaches
+
+
+def tenants_with_ledger(session: Session) -> list[str]:
+    return repository.tenants_with_ledger(session)

@@ -1,0 +1,1 @@
+"""Members: the shop's customers enrolled in the program."""

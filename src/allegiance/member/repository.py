@@ -1,0 +1,137 @@
+"""SQL for members. ``lock_or_create`` is how every member write serialises on Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from allegiance.db import dialect_insert, is_postgres
+from allegiance.member.models import Member
+
+
+def get(session: Session, tenant_id: str, member_id: str, *, lock: bool = False) -> Member | None:
+    stmt = select(Member).where(Member.tenant_id == tenant_id, Member.member_id == member_id)
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def upsert(session: Session, values: dict[str, Any], update_fields: Sequence[str]) -> Member:
+    """Insert or update one member and return it row-locked (Postgres: the upsert locks it)."""
+    ins = dialect_insert(session)
+    stmt = ins(Member).values(**values)
+    set_ = {f: stmt.excluded[f] for f in update_fields}
+    set_["updated_at"] = stmt.excluded["updated_at"]
+    stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "member_id"], set_=set_)
+    session.execute(stmt)
+    member = get(session, values["tenant_id"], values["member_id"], lock=False)
+    assert member is not None
+    return member
+
+
+def ensure_locked(session: Session, tenant_id: str, member_ids: Sequence[str],
+                  now: datetime) -> dict[str, Member]:
+    """Create missing members (enrolled now) and lock all of them, in id order."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
+    ins = dialect_insert(session)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "member_id": member_id,
+            "tags": [],
+            "attributes": {},
+            "enrolled_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "orders_count": 0,
+            "spend_minor": 0,
+        }
+        for member_id in ids
+    ]
+    stmt = ins(Member).on_conflict_do_nothing(index_elements=["tenant_id", "member_id"])
+    for start in range(0, len(rows), 500):
+        session.execute(stmt, rows[start : start + 500])
+    found: dict[str, Member] = {}
+    for start in range(0, len(ids), 500):
+        q = select(Member).where(
+            Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500])
+        ).order_by(Member.member_id)
+        if is_postgres(session):
+            q = q.with_for_update()
+        found.update({m.member_id: m for m in session.scalars(q)})
+    return found
+
+
+def update_stats(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Each row: {tid, mid, orders_count, spend_minor, first_order_at, last_order_at,
+    last_activity_at, settle_at}."""
+    if not rows:
+        return
+    session.connection().execute(
+        update(Member)
+        .where(Member.tenant_id == bindparam("tid"), Member.member_id == bindparam("mid"))
+        .values(
+            orders_count=bindparam("orders_count"),
+            spend_minor=bindparam("spend_minor"),
+            first_order_at=bindparam("first_order_at"),
+            last_order_at=bindparam("last_order_at"),
+            last_activity_at=bindparam("last_activity_at"),
+            settle_at=bindparam("settle_at"),
+        ),
+        rows,
+    )
+
+
+def set_settle_at(session: Session, tenant_id: str, member_id: str, at: datetime | None) -> None:
+    session.execute(
+        update(Member)
+        .where(Member.tenant_id == tenant_id, Member.member_id == member_id)
+        .values(settle_at=at)
+    )
+
+
+def set_activity(session: Session, tenant_id: str, member_id: str, at: datetime) -> None:
+    session.execute(
+        update(Member)
+        .where(Member.tenant_id == tenant_id, Member.member_id == member_id)
+        .values(last_activity_at=at)
+    )
+
+
+def erase(session: Session, tenant_id: str, member_id: str, now: datetime) -> None:
+    session.execute(
+        update(Member)
+        .where(Member.tenant_id == tenant_id, Member.member_id == member_id)
+        .values(
+            email=None,
+            name=None,
+            phone=None,
+            birthdate=None,
+            locale=None,
+            tags=[],
+            attributes={},
+            referral_code=None,
+            erased_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def due_for_settlement(session: Session, tenant_id: str, now: datetime, limit: int,
+                       skip_locked: bool) -> list[str]:
+    stmt = (
+        select(Member.member_id)
+        .where(Member.tenant_id == tenant_id, Member.settle_at.is_not(None),
+               Member.settle_at <= now)
+        .order_by(Member.member_id)
+        .limit(limit)
+    )
+    if skip_locked and is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))

@@ -1,0 +1,1 @@
+"""Orders, refunds, cancellations and custom events: what the shop tells us happened."""

@@ -1,0 +1,101 @@
+"""SQL for orders, refunds and events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from allegiance.db import bulk_insert, is_postgres
+from allegiance.order.models import Event, Order, Refund
+
+
+def existing_order_ids(session: Session, tenant_id: str, order_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    ids = list(set(order_ids))
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                select(Order.order_id).where(
+                    Order.tenant_id == tenant_id, Order.order_id.in_(ids[start : start + 500])
+                )
+            )
+        )
+    return found
+
+
+def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        bulk_insert(session, Order.__table__, rows)
+
+
+def get_order(session: Session, tenant_id: str, order_id: str, *, lock: bool = False
+              ) -> Order | None:
+    stmt = select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def set_refunded(session: Session, tenant_id: str, order_id: str, refunded_minor: int,
+                 status: str) -> None:
+    session.execute(
+        update(Order)
+        .where(Order.tenant_id == tenant_id, Order.order_id == order_id)
+        .values(refunded_minor=refunded_minor, status=status)
+    )
+
+
+def insert_refund(session: Session, **values: Any) -> None:
+    session.execute(insert(Refund).values(**values))
+
+
+def existing_refund_ids(session: Session, tenant_id: str, refund_ids: Sequence[str]) -> set[str]:
+    return set(
+        session.scalars(
+            select(Refund.refund_id).where(
+                Refund.tenant_id == tenant_id, Refund.refund_id.in_(list(refund_ids))
+            )
+        )
+    )
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(Event), rows)
+
+
+def existing_event_ids(session: Session, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
+    return set(
+        session.scalars(
+            select(Event.event_id).where(
+                Event.tenant_id == tenant_id, Event.event_id.in_(list(event_ids))
+            )
+        )
+    )
+
+
+def orders_of_member(session: Session, tenant_id: str, member_id: str, limit: int
+                     ) -> list[Order]:
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.tenant_id == tenant_id, Order.member_id == member_id)
+            .order_by(Order.placed_at)
+            .limit(limit)
+        )
+    )
+
+
+def events_of_member(session: Session, tenant_id: str, member_id: str, limit: int
+                     ) -> list[Event]:
+    return list(
+        session.scalars(
+            select(Event)
+            .where(Event.tenant_id == tenant_id, Event.member_id == member_id)
+            .order_by(Event.occurred_at)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,37 @@
+"""SQL for the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from allegiance.db import bulk_insert
+from allegiance.outbox.models import OutboxEvent
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        bulk_insert(session, OutboxEvent.__table__, rows)
+
+
+def list_events(session: Session, tenant_id: str, type_: str | None, limit: int,
+                after_id: int | None) -> list[OutboxEvent]:
+    stmt = select(OutboxEvent).where(OutboxEvent.tenant_id == tenant_id)
+    if type_:
+        stmt = stmt.where(OutboxEvent.type == type_)
+    if after_id is not None:
+        stmt = stmt.where(OutboxEvent.id > after_id)
+    return list(session.scalars(stmt.order_by(OutboxEvent.id).limit(limit)))
+
+
+def count_by_type(session: Session, tenant_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxEvent.type, func.count())
+        .where(OutboxEvent.tenant_id == tenant_id)
+        .group_by(OutboxEvent.type)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+

@@ -1,0 +1,1 @@
+"""The program document: schema, validation, versions."""

@@ -1,0 +1,82 @@
+"""A validated program with its expressions compiled, cached per (tenant, version)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from allegiance.kit.clock import zone
+from allegiance.kit.expression import Expression, compile_expression
+from allegiance.program.schema import Campaign, Program, Rule
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    index: int
+    when: Expression | None
+    items: Expression | None
+    wallet: str
+    campaign: Campaign | None
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    version: int
+    program: Program
+    tz: ZoneInfo
+    rules: tuple[CompiledRule, ...]
+    rules_by_event: dict[str, tuple[CompiledRule, ...]]
+
+    @property
+    def currency(self) -> str:
+        return self.program.currency
+
+
+def compile_program(program: Program, version: int) -> CompiledProgram:
+    campaigns = {c.key: c for c in program.campaigns}
+    compiled: list[CompiledRule] = []
+    for index, rule in enumerate(program.rules):
+        part: Any = rule.earn or rule.multiply
+        wallet = (part.wallet if part is not None else None) or program.default_wallet
+        compiled.append(
+            CompiledRule(
+                rule=rule,
+                index=index,
+                when=compile_expression(rule.when) if rule.when else None,
+                items=compile_expression(part.items) if part is not None and part.items else None,
+                wallet=wallet,
+                campaign=campaigns.get(rule.campaign) if rule.campaign else None,
+            )
+        )
+    # document order, or by priority (lower first); ties keep document order
+    ordered = tuple(sorted(compiled, key=lambda c: (c.rule.priority, c.index)))
+    by_event: dict[str, list[CompiledRule]] = {}
+    for c in ordered:
+        if c.rule.enabled:
+            by_event.setdefault(c.rule.on, []).append(c)
+    return CompiledProgram(
+        version=version,
+        program=program,
+        tz=zone(program.timezone),
+        rules=ordered,
+        rules_by_event={k: tuple(v) for k, v in by_event.items()},
+    )
+
+
+_cache: dict[tuple[str, int], CompiledProgram] = {}
+_lock = threading.Lock()
+
+
+def cached(tenant_id: str, version: int) -> CompiledProgram | None:
+    with _lock:
+        return _cache.get((tenant_id, version))
+
+
+def remember(tenant_id: str, compiled: CompiledProgram) -> None:
+    with _lock:
+        if len(_cache) > 1_000:
+            _cache.clear()
+        _cache[(tenant_id, compiled.version)] = compiled

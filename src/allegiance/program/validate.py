@@ -1,0 +1,190 @@
+"""Full validation of a program document: schema, every CEL expression, cross references.
+
+Every error names its location as a key path (``["rules", 2, "when"]``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from allegiance.config import get_settings
+from allegiance.kit.clock import zone
+from allegiance.kit.expression import ExpressionError, check_expression
+from allegiance.program.schema import Program
+
+_SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def sample_item() -> dict[str, Any]:
+    return {
+        "sku": "SKU-1",
+        "name": "Sample",
+        "category": "general",
+        "labels": ["sample"],
+        "quantity": 1,
+        "unit_price": 10.0,
+        "amount": 10.0,
+        "attributes": {},
+    }
+
+
+def sample_context() -> dict[str, Any]:
+    """A context with every documented field, used to type-check expressions at apply time."""
+    item = sample_item()
+    return {
+        "order": {
+            "id": "o-1",
+            "placed_at": _SAMPLE_TIME,
+            "currency": "USD",
+            "items": [item],
+            "subtotal": 10.0,
+            "total": 10.0,
+            "shipping_amount": 0.0,
+            "tax_amount": 0.0,
+            "discount_amount": 0.0,
+            "coupon_codes": ["CODE"],
+            "channel": "web",
+            "brand": "main",
+            "quantity": 1,
+            "attributes": {},
+        },
+        "item": item,
+        "member": {
+            "id": "m-1",
+            "email": "a@example.com",
+            "name": "A",
+            "phone": "",
+            "locale": "en",
+            "tags": ["tag"],
+            "attributes": {},
+            "tier": "",
+            "account_id": "",
+            "enrolled_at": _SAMPLE_TIME,
+            "birthdate": "2000-01-01",
+            "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
+            "segments": [],
+            "badges": [],
+        },
+        "event": {
+            "id": "e-1",
+            "type": "review.created",
+            "occurred_at": _SAMPLE_TIME,
+            "properties": {},
+        },
+        "account": {"id": "", "group": "", "attributes": {}},
+        "now": _SAMPLE_TIME,
+    }
+
+
+ORDER_ROOTS = frozenset({"order", "member", "account", "now"})
+ITEM_ROOTS = ORDER_ROOTS | {"item"}
+EVENT_ROOTS = frozenset({"event", "member", "account", "now"})
+
+
+def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]]]:
+    """Return the parsed program, or None and a list of ``{loc, msg}`` errors."""
+    if not isinstance(document, dict):
+        return None, [{"loc": [], "msg": "the program document must be an object (mapping)"}]
+    try:
+        program = Program.model_validate(document)
+    except ValidationError as exc:
+        return None, [
+            {"loc": list(err["loc"]), "msg": _message(err)}
+            for err in exc.errors(include_url=False)
+        ]
+    errors: list[dict[str, Any]] = []
+    settings = get_settings()
+    try:
+        zone(program.timezone)
+    except ValueError as exc:
+        errors.append({"loc": ["timezone"], "msg": str(exc)})
+    if len(program.rules) > settings.max_program_rules:
+        errors.append(
+            {"loc": ["rules"], "msg": f"at most {settings.max_program_rules} rules are allowed"}
+        )
+    sample = sample_context()
+    campaigns = {c.key for c in program.campaigns}
+    seen: set[str] = set()
+    for index, campaign in enumerate(program.campaigns):
+        if campaign.key in seen:
+            errors.append({"loc": ["campaigns", index, "key"], "msg": "duplicate campaign key"})
+        seen.add(campaign.key)
+        if campaign.wallet and campaign.wallet not in program.wallets:
+            errors.append({"loc": ["campaigns", index, "wallet"], "msg": _unknown_wallet(program)})
+    seen = set()
+    for index, rule in enumerate(program.rules):
+        loc: list[str | int] = ["rules", index]
+        if rule.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate rule key {rule.key!r}"})
+        seen.add(rule.key)
+        is_order = rule.on == "order.completed"
+        roots = ORDER_ROOTS if is_order else EVENT_ROOTS
+        if rule.when is not None:
+            _check(errors, [*loc, "when"], rule.when, sample, roots)
+        part = rule.earn or rule.multiply
+        part_name = "earn" if rule.earn else "multiply"
+        if part is not None and part.items is not None:
+            if not is_order:
+                errors.append(
+                    {"loc": [*loc, part_name, "items"], "msg": "items filters apply to orders only"}
+                )
+            else:
+                _check(errors, [*loc, part_name, "items"], part.items, sample, ITEM_ROOTS)
+        if part is not None and part.wallet and part.wallet not in program.wallets:
+            errors.append({"loc": [*loc, part_name, "wallet"], "msg": _unknown_wallet(program)})
+        if rule.earn and not is_order and (
+            rule.earn.per_amount is not None or rule.earn.per_quantity is not None
+        ):
+            errors.append(
+                {
+                    "loc": [*loc, "earn"],
+                    "msg": "per_amount and per_quantity apply to orders; events earn fixed "
+                    "or percent of event.properties.amount",
+                }
+            )
+        if rule.campaign and rule.campaign not in campaigns:
+            errors.append({"loc": [*loc, "campaign"], "msg": f"unknown campaign {rule.campaign!r}"})
+    if program.tiers:
+        keys = [level.key for level in program.tiers.levels]
+        if len(set(keys)) != len(keys):
+            errors.append({"loc": ["tiers", "levels"], "msg": "tier keys must be unique"})
+        thresholds = [level.threshold for level in program.tiers.levels]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            errors.append(
+                {"loc": ["tiers", "levels"], "msg": "thresholds must be strictly increasing"}
+            )
+    return (None, errors) if errors else (program, [])
+
+
+def _check(
+    errors: list[dict[str, Any]],
+    loc: list[str | int],
+    source: str,
+    sample: dict[str, Any],
+    roots: frozenset[str],
+) -> None:
+    try:
+        check_expression(
+            source,
+            sample,
+            allowed_roots=roots,
+            max_length=get_settings().max_expression_length,
+        )
+    except ExpressionError as exc:
+        errors.append({"loc": loc, "msg": f"invalid CEL expression: {exc}"})
+
+
+def _unknown_wallet(program: Program) -> str:
+    return f"unknown wallet; defined wallets: {', '.join(program.wallets)}"
+
+
+def _message(err: Any) -> str:
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key (not part of the program document)"
+    return msg

@@ -1,0 +1,1 @@
+"""Periodic jobs and the loop that runs them (in `serve` or `allegiance worker`)."""

@@ -1,0 +1,26 @@
+"""Every periodic job in one list. Each runs per tenant, in bounded batches, and is safe to
+run from several workers at once (row locks with SKIP LOCKED on Postgres; SQLite has one
+writer at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[Engine, str, datetime], int]  # (engine, tenant id, now) -> items handled
+
+
+def jobs() -> list[Job]:
+    from allegiance.ledger import tasks as ledger_tasks
+
+    return [
+        Job("activate_and_expire", ledger_tasks.settle_due_members),
+        Job("expiring_notices", ledger_tasks.notify_expiring),
+    ]
