@@ -364,6 +364,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_sigterm_handler()
+    load_at_start = os.getloadavg()[0]  # other work on the machine skews the figures
     runs: list[ImportRun] = []
     baselines: dict[str, float] = {}
     verify: dict[str, str] = {}
@@ -464,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     passed = not any(reasons.values())
     print("## allegiance import orders — CDNOW master\n")
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · format {args.format} · "
+        f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · "
+        f"load average at start {load_at_start:.2f} · format {args.format} · "
         f"program {'none' if args.no_program else 'base rule'} · wall time and peak RSS of the "
         f"`allegiance import orders` process\n"
     )

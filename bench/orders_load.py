@@ -735,6 +735,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_sigterm_handler()
+    load_at_start = os.getloadavg()[0]  # other work on the machine skews the figures
     levels = [Level(clients=n) for n in args.clients]
     server: subprocess.Popen[bytes] | None = None
     pg_target: PgTarget | None = None
@@ -887,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
         backend = f"PostgreSQL {pg_target.server_version()}"
     print(f"## POST /v1/orders — {backend}\n")
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · uvicorn workers "
+        f"{time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · "
+        f"load average at start {load_at_start:.2f} · uvicorn workers "
         f"{args.workers} · {args.duration} s per level · load generator {loadgen} · "
         f"{LINES_PER_ORDER}-line orders, {MEMBERS:,} members\n"
     )

@@ -79,8 +79,15 @@ class Api:
         headers.update(extra or {})
         return headers
 
-    def request(self, method: str, path: str, *, json: Any = None,
-                headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
         return self.client.request(method, path, json=json, headers=self.headers(headers), **kw)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
@@ -145,8 +152,14 @@ def apply_program(api: Api, document: dict[str, Any]) -> dict[str, Any]:
 
 def order(order_id: str, member_id: str | None, *amounts: str, **extra: Any) -> dict[str, Any]:
     items = [
-        {"sku": f"sku-{i}", "name": f"Item {i}", "category": "general", "quantity": 1,
-         "unit_price": amount, "amount": amount}
+        {
+            "sku": f"sku-{i}",
+            "name": f"Item {i}",
+            "category": "general",
+            "quantity": 1,
+            "unit_price": amount,
+            "amount": amount,
+        }
         for i, amount in enumerate(amounts)
     ]
     body: dict[str, Any] = {"id": order_id, "member_id": member_id, "items": items}
@@ -168,8 +181,9 @@ def live_server(database: str) -> Iterator[str]:
     from allegiance.app import create_app
 
     port = free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
-                            limit_concurrency=200)
+    config = uvicorn.Config(
+        create_app(), host="127.0.0.1", port=port, log_level="warning", limit_concurrency=200
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -193,8 +207,7 @@ def ledger_ok(tenant_id: str) -> list[str]:
 
     with read_session(get_engine()) as session:
         compiled = load_program(session, tenant_id=tenant_id)
-        return verify(session, tenant_id=tenant_id,
-                      program=compiled.program if compiled else None)
+        return verify(session, tenant_id=tenant_id, program=compiled.program if compiled else None)
 
 
 @pytest.fixture()

@@ -22,8 +22,9 @@ from allegiance.kit.http import BodyLimit, FastJSON, json_response, problem_resp
 log = logging.getLogger("allegiance")
 
 
-def _problem(status: int, code: str, title: str, detail: str,
-             errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _problem(
+    status: int, code: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://allegiance.dev/problems/{code}",
         "title": title,
@@ -49,10 +50,16 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, dict[str, Any]
             msg = "unknown field"
         errors.append({"loc": [p for p in err.get("loc", ())], "msg": msg})
     if malformed:
-        return 400, _problem(400, "malformed_json", "Malformed JSON",
-                             "the request body is not valid JSON", errors)
-    return 422, _problem(422, "validation_error", "Invalid request",
-                         f"the request has {len(errors)} invalid field(s)", errors)
+        return 400, _problem(
+            400, "malformed_json", "Malformed JSON", "the request body is not valid JSON", errors
+        )
+    return 422, _problem(
+        422,
+        "validation_error",
+        "Invalid request",
+        f"the request has {len(errors)} invalid field(s)",
+        errors,
+    )
 
 
 def create_app() -> FastAPI:
@@ -65,8 +72,9 @@ def create_app() -> FastAPI:
         if settings.run_jobs_in_server:
             from allegiance.worker.runner import background_loop
 
-            thread = threading.Thread(target=background_loop, args=(stop,), daemon=True,
-                                      name="allegiance-jobs")
+            thread = threading.Thread(
+                target=background_loop, args=(stop,), daemon=True, name="allegiance-jobs"
+            )
             thread.start()
         try:
             yield
@@ -96,7 +104,8 @@ def create_app() -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(
-            _problem(exc.status_code, code, str(exc.detail), str(exc.detail)), exc.status_code,
+            _problem(exc.status_code, code, str(exc.detail), str(exc.detail)),
+            exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
@@ -104,17 +113,28 @@ def create_app() -> FastAPI:
     async def busy(_: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable or busy: %s", exc)
         return problem_response(
-            _problem(503, "database_busy", "Service busy",
-                     "the database is busy or unavailable; retry with the same id"),
-            503, headers={"Retry-After": "1"},
+            _problem(
+                503,
+                "database_busy",
+                "Service busy",
+                "the database is busy or unavailable; retry with the same id",
+            ),
+            503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error")
         return problem_response(
-            _problem(500, "internal_error", "Internal error",
-                     "something went wrong on our side; nothing was booked"), 500)
+            _problem(
+                500,
+                "internal_error",
+                "Internal error",
+                "something went wrong on our side; nothing was booked",
+            ),
+            500,
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

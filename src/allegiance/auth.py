@@ -18,8 +18,11 @@ from allegiance.tenant import repository
 from allegiance.tenant.service import hash_key
 
 # which scopes may call what: admin may do everything
-SCOPE_RANK = {"admin": {"admin", "ingest", "storefront"}, "ingest": {"ingest"},
-              "storefront": {"storefront"}}
+SCOPE_RANK = {
+    "admin": {"admin", "ingest", "storefront"},
+    "ingest": {"ingest"},
+    "storefront": {"storefront"},
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,9 @@ def require(*scopes: str) -> Callable[[Request], Caller]:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send an API key as 'Authorization: Bearer <key>'",
-                               code="missing_api_key")
+            raise Unauthorized(
+                "send an API key as 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
         found = _lookup(hash_key(token.strip()))
         if found is None:
             raise Unauthorized("the API key is not valid", code="invalid_api_key")

@@ -23,8 +23,11 @@ from rich.table import Table
 from allegiance.config import get_settings, reset_settings
 from allegiance.kit.yamlio import load_yaml
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Allegiance: an API-first loyalty engine for e-commerce.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Allegiance: an API-first loyalty engine for e-commerce.",
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (one per shop or program).")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of a tenant.")
@@ -131,9 +134,12 @@ def tenants_create(name: str, as_json: bool = typer.Option(False, "--json")) -> 
 
 
 @keys_app.command("create")
-def keys_create(tenant: str = typer.Option(..., "--tenant"),
-                scope: str = typer.Option(..., help="admin | ingest | storefront"),
-                name: str | None = None, as_json: bool = typer.Option(False, "--json")) -> None:
+def keys_create(
+    tenant: str = typer.Option(..., "--tenant"),
+    scope: str = typer.Option(..., help="admin | ingest | storefront"),
+    name: str | None = None,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Create an API key with a scope."""
     from allegiance.db import write_session
     from allegiance.errors import DomainError
@@ -142,8 +148,7 @@ def keys_create(tenant: str = typer.Option(..., "--tenant"),
 
     try:
         with write_session(_engine()) as session:
-            key = create_api_key(session, tenant_id=tenant, scope=scope, name=name,
-                                 now=utcnow())
+            key = create_api_key(session, tenant_id=tenant, scope=scope, name=name, now=utcnow())
     except DomainError as exc:
         _fail(exc.detail)
         return
@@ -181,8 +186,9 @@ def program_validate(file: Path) -> None:
     if program is None:
         _print_errors(file, errors)
         raise typer.Exit(1)
-    console.print(f"{file}: valid ({len(program.rules)} rules, wallets "
-                  f"{', '.join(program.wallets)})")
+    console.print(
+        f"{file}: valid ({len(program.rules)} rules, wallets {', '.join(program.wallets)})"
+    )
 
 
 @program_app.command("apply")
@@ -208,10 +214,15 @@ def program_apply(file: Path, tenant: str = typer.Option(..., "--tenant")) -> No
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.completed:,.0f} records"), TimeElapsedColumn(),
-                    console=err, transient=False,
-                    disable=not err.is_terminal and not os.environ.get("ALLEGIANCE_PROGRESS"))
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} records"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and not os.environ.get("ALLEGIANCE_PROGRESS"),
+    )
 
 
 def _run_import(kind: str, file: Path, tenant: str, now: Any) -> Any:
@@ -225,23 +236,32 @@ def _run_import(kind: str, file: Path, tenant: str, now: Any) -> Any:
             bar.update(task, completed=records)
 
         run = import_orders if kind == "orders" else import_members
-        report = run(_engine(), tenant_id=tenant, path=file, now=now,
-                     batch_size=settings.import_batch_size, progress=progress)
+        report = run(
+            _engine(),
+            tenant_id=tenant,
+            path=file,
+            now=now,
+            batch_size=settings.import_batch_size,
+            progress=progress,
+        )
         bar.update(task, completed=report.read, total=report.read)
     return report
 
 
 @import_app.command("orders")
-def import_orders_cmd(file: Path, tenant: str = typer.Option(..., "--tenant"),
-                      now: str | None = typer.Option(None, help="book as of this time")
-                      ) -> None:
+def import_orders_cmd(
+    file: Path,
+    tenant: str = typer.Option(..., "--tenant"),
+    now: str | None = typer.Option(None, help="book as of this time"),
+) -> None:
     """Import orders (CSV: one row per line item; JSONL: one order per line)."""
     _import("orders", file, tenant, now)
 
 
 @import_app.command("members")
-def import_members_cmd(file: Path, tenant: str = typer.Option(..., "--tenant"),
-                       now: str | None = typer.Option(None)) -> None:
+def import_members_cmd(
+    file: Path, tenant: str = typer.Option(..., "--tenant"), now: str | None = typer.Option(None)
+) -> None:
     """Import members (CSV or JSONL)."""
     _import("members", file, tenant, now)
 
@@ -274,8 +294,10 @@ def _import(kind: str, file: Path, tenant: str, now: str | None) -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(now: str | None = typer.Option(None, help="run as of this ISO 8601 time"),
-             tenant: str | None = typer.Option(None, "--tenant")) -> None:
+def jobs_run(
+    now: str | None = typer.Option(None, help="run as of this ISO 8601 time"),
+    tenant: str | None = typer.Option(None, "--tenant"),
+) -> None:
     """Run every due periodic job once (activation, expiry, expiry notices)."""
     from allegiance.worker.runner import run_all
 
@@ -297,8 +319,7 @@ def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
         tenants = [tenant] if tenant else tenants_with_ledger(session)
         for tid in tenants:
             compiled = load_program(session, tenant_id=tid)
-            found = verify(session, tenant_id=tid,
-                           program=compiled.program if compiled else None)
+            found = verify(session, tenant_id=tid, program=compiled.program if compiled else None)
             breaches.extend(f"{tid}: {b}" for b in found)
     for breach in breaches:
         err.print(f"[red]breach[/red] {breach}")
@@ -308,8 +329,11 @@ def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
 
 
 @app.command()
-def demo(host: str = "127.0.0.1", port: int = 8000,
-         serve_after: bool = typer.Option(True, "--serve/--no-serve")) -> None:
+def demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+) -> None:
     """Load the CDNOW purchase history into a demo tenant, print a summary, and serve."""
     from allegiance.demo import cdnow
     from allegiance.demo import service as demo_service
@@ -340,10 +364,14 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     table.add_row("orders", f"{summary['orders']:,}")
     table.add_row("revenue (USD)", money_str(summary["revenue_minor"], 2))
     table.add_row("points issued", f"{summary['issued_minor'].get('points', 0):,}")
-    table.add_row("store credit issued (USD)",
-                  money_str(summary["issued_minor"].get("credit", 0), 2))
-    table.add_row("import", f"booked {report.booked:,}, already there {report.skipped:,}, "
-                  f"rejected {report.rejected:,} in {elapsed:.1f}s")
+    table.add_row(
+        "store credit issued (USD)", money_str(summary["issued_minor"].get("credit", 0), 2)
+    )
+    table.add_row(
+        "import",
+        f"booked {report.booked:,}, already there {report.skipped:,}, "
+        f"rejected {report.rejected:,} in {elapsed:.1f}s",
+    )
     console.print(table)
     top = Table(title="Top members by points")
     top.add_column("member")
@@ -357,9 +385,12 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
 
         from allegiance.app import create_app
 
-        console.print(f"try: curl -H 'Authorization: Bearer {setup.api_key}' "
-                      f"http://{host}:{port}/v1/members/{summary['top_members'][0]['member_id']}"
-                      if summary["top_members"] else "")
+        console.print(
+            f"try: curl -H 'Authorization: Bearer {setup.api_key}' "
+            f"http://{host}:{port}/v1/members/{summary['top_members'][0]['member_id']}"
+            if summary["top_members"]
+            else ""
+        )
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 

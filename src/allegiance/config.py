@@ -18,17 +18,15 @@ class Settings(BaseSettings):
     # limits: every loop over user data and every input has a bound
     max_body_bytes: int = 1_000_000
     max_expression_length: int = 2_000
-    max_order_items: int = 1_000
     max_program_rules: int = 500
     page_size_default: int = 50
     page_size_max: int = 500
-    import_batch_size: int = 500
+    import_batch_size: int = 2_000
     job_batch_size: int = 1_000
 
     # background work in the embedded default (`serve` runs jobs in-process)
     jobs_interval_seconds: float = 30.0
     run_jobs_in_server: bool = True
-    expiring_notice_days: int = 7
 
     # database pool (Postgres); the API threadpool should not exceed it by much
     pool_size: int = 20

@@ -151,12 +151,19 @@ def _converter(column: Any, dialect: str) -> Any:
     if isinstance(column_type, UTCDateTime):
         if dialect == "sqlite":
             # the same text form SQLAlchemy's SQLite DATETIME stores (ordered as text)
+            seen: dict[Any, str] = {}
+
             def sqlite_time(value: Any) -> Any:
                 if value is None:
                     return None
-                if value.tzinfo is not None:
-                    value = value.astimezone(UTC)
-                return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+                text = seen.get(value)
+                if text is None:
+                    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+                    text = utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    if len(seen) > 10_000:
+                        seen.clear()
+                    seen[value] = text
+                return text
 
             return sqlite_time
         return lambda value: value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
@@ -192,8 +199,17 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
-    pairs = list(zip(columns, converters, strict=True))
-    params = [
-        tuple(row[name] if fn is None else fn(row[name]) for name, fn in pairs) for row in rows
-    ]
+    from operator import itemgetter
+
+    getter = itemgetter(*columns)
+    convert = [(i, fn) for i, fn in enumerate(converters) if fn is not None]
+    if convert:
+        params = []
+        for row in rows:
+            values = list(getter(row))
+            for i, fn in convert:
+                values[i] = fn(values[i])
+            params.append(tuple(values))
+    else:
+        params = [getter(row) for row in rows]
     conn.exec_driver_sql(sql, params)

@@ -23,8 +23,15 @@ def locate(install: bool = True) -> Path:
     path = _find()
     if path is None and install:
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             f"{PACKAGE}=={VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                f"{PACKAGE}=={VERSION}",
+            ],
             check=True,
         )
         importlib.invalidate_caches()
@@ -67,11 +74,35 @@ def write_orders_csv(source: Path, target: Path) -> int:
     count = 0
     with target.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "member_id", "placed_at", "currency", "total", "sku", "name",
-                         "category", "quantity", "amount"])
+        writer.writerow(
+            [
+                "id",
+                "member_id",
+                "placed_at",
+                "currency",
+                "total",
+                "sku",
+                "name",
+                "category",
+                "quantity",
+                "amount",
+            ]
+        )
         for index, (customer, iso, cds, dollars) in enumerate(rows(source)):
             amount = f"{float(dollars):.2f}"
-            writer.writerow([f"cdnow-{customer}-{index}", customer, f"{iso}T12:00:00Z", "USD",
-                             amount, "cd", "Compact discs", "music", cds, amount])
+            writer.writerow(
+                [
+                    f"cdnow-{customer}-{index}",
+                    customer,
+                    f"{iso}T12:00:00Z",
+                    "USD",
+                    amount,
+                    "cd",
+                    "Compact discs",
+                    "music",
+                    cds,
+                    amount,
+                ]
+            )
             count += 1
     return count

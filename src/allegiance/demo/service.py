@@ -50,40 +50,59 @@ def setup_tenant(engine: Engine, now: datetime) -> DemoSetup:
         return DemoSetup(tenant_id, key.api_key, False)
 
 
-def load_history(engine: Engine, tenant_id: str, orders_csv: Path, now: datetime,
-                 progress: Progress | None = None) -> ImportReport:
-    return import_orders(engine, tenant_id=tenant_id, path=orders_csv, now=now,
-                         progress=progress)
+def load_history(
+    engine: Engine,
+    tenant_id: str,
+    orders_csv: Path,
+    now: datetime,
+    progress: Progress | None = None,
+) -> ImportReport:
+    return import_orders(engine, tenant_id=tenant_id, path=orders_csv, now=now, progress=progress)
 
 
 def summary(engine: Engine, tenant_id: str, top: int = 5) -> dict[str, Any]:
     with read_session(engine) as session:
-        members = session.scalar(select(func.count()).select_from(Member)
-                                 .where(Member.tenant_id == tenant_id))
-        orders = session.scalar(select(func.count()).select_from(Order)
-                                .where(Order.tenant_id == tenant_id))
-        revenue = session.scalar(select(func.sum(Order.total_minor))
-                                 .where(Order.tenant_id == tenant_id))
-        issued = dict(session.execute(
-            select(Transfer.wallet, func.sum(Transfer.amount_minor))
-            .where(Transfer.tenant_id == tenant_id, Transfer.code == "earn")
-            .group_by(Transfer.wallet)
-        ).tuples().all())
-        leaders = session.execute(
-            select(LedgerAccount.owner_id, LedgerAccount.posted_minor,
-                   LedgerAccount.pending_minor)
-            .where(LedgerAccount.tenant_id == tenant_id, LedgerAccount.wallet == "points",
-                   LedgerAccount.owner_type == "member")
-            .order_by((LedgerAccount.posted_minor + LedgerAccount.pending_minor).desc(),
-                      LedgerAccount.owner_id)
-            .limit(top)
-        ).tuples().all()
+        members = session.scalar(
+            select(func.count()).select_from(Member).where(Member.tenant_id == tenant_id)
+        )
+        orders = session.scalar(
+            select(func.count()).select_from(Order).where(Order.tenant_id == tenant_id)
+        )
+        revenue = session.scalar(
+            select(func.sum(Order.total_minor)).where(Order.tenant_id == tenant_id)
+        )
+        issued = dict(
+            session.execute(
+                select(Transfer.wallet, func.sum(Transfer.amount_minor))
+                .where(Transfer.tenant_id == tenant_id, Transfer.code == "earn")
+                .group_by(Transfer.wallet)
+            )
+            .tuples()
+            .all()
+        )
+        leaders = (
+            session.execute(
+                select(
+                    LedgerAccount.owner_id, LedgerAccount.posted_minor, LedgerAccount.pending_minor
+                )
+                .where(
+                    LedgerAccount.tenant_id == tenant_id,
+                    LedgerAccount.wallet == "points",
+                    LedgerAccount.owner_type == "member",
+                )
+                .order_by(
+                    (LedgerAccount.posted_minor + LedgerAccount.pending_minor).desc(),
+                    LedgerAccount.owner_id,
+                )
+                .limit(top)
+            )
+            .tuples()
+            .all()
+        )
     return {
         "members": int(members or 0),
         "orders": int(orders or 0),
         "revenue_minor": int(revenue or 0),
         "issued_minor": {k: int(v or 0) for k, v in issued.items()},
-        "top_members": [
-            {"member_id": m, "points": int(p) + int(q)} for m, p, q in leaders
-        ],
+        "top_members": [{"member_id": m, "points": int(p) + int(q)} for m, p, q in leaders],
     }

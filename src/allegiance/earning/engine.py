@@ -74,8 +74,9 @@ class Evaluation:
     totals_minor: dict[str, int] = field(default_factory=dict)
 
 
-def usage_keys(program: CompiledProgram, rules: tuple[CompiledRule, ...], member_id: str,
-               at: datetime) -> list[tuple[str, str, str]]:
+def usage_keys(
+    program: CompiledProgram, rules: tuple[CompiledRule, ...], member_id: str, at: datetime
+) -> list[tuple[str, str, str]]:
     """Counter rows a booking of this member at ``at`` may read (to load and lock them)."""
     keys: list[tuple[str, str, str]] = []
     for c in rules:
@@ -108,8 +109,9 @@ def _aware(value: datetime) -> datetime:
     return as_utc(value)
 
 
-def _limits_ok(program: CompiledProgram, c: CompiledRule, usage: UsageBook, member_id: str,
-               at: datetime) -> bool:
+def _limits_ok(
+    program: CompiledProgram, c: CompiledRule, usage: UsageBook, member_id: str, at: datetime
+) -> bool:
     limit = c.rule.limit
     if limit is None:
         return True
@@ -202,55 +204,67 @@ def evaluate(
         if c.rule.stop:
             break
     if tier_multiplier != 1 and tier_key:
-        for wallet_key, wallet in program.program.wallets.items():
-            if wallet.kind == "points":
+        for wallet_key, wallet_config in program.program.wallets.items():
+            if wallet_config.kind == "points":
                 order_factor[wallet_key] *= tier_multiplier
         result.multipliers.append(
-            Share(f"tier:{tier_key}", program.program.default_wallet, "multiply",
-                  factor=tier_multiplier)
+            Share(
+                f"tier:{tier_key}",
+                program.program.default_wallet,
+                "multiply",
+                factor=tier_multiplier,
+            )
         )
     by_key = {c.rule.key: c for c in applied}
     exact: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for wallet, per_rule in line_points.items():
+    for wallet, lines_by_rule in line_points.items():
         factors = line_factor[wallet]
         g = order_factor[wallet]
-        for key, per in per_rule.items():
+        for key, per in lines_by_rule.items():
             exact[wallet][key] = sum((per[i] * factors[i] for i in range(n)), ZERO) * g
-    for wallet, per_rule in flat.items():
-        for key, value in per_rule.items():
-            exact[wallet][key] = exact[wallet].get(key, ZERO) + value
-    for wallet, per_rule in exact.items():
+    for wallet, flat_by_rule in flat.items():
+        for key, amount_exact in flat_by_rule.items():
+            exact[wallet][key] = exact[wallet].get(key, ZERO) + amount_exact
+    for wallet, exact_by_rule in exact.items():
         w = program.program.wallets[wallet]
         scale = Decimal(10) ** w.precision
         capped: dict[str, Decimal] = {}
-        for key in sorted(per_rule, key=lambda k: (by_key[k].rule.priority, by_key[k].index)):
-            value = per_rule[key]
+        ordered = sorted(exact_by_rule, key=lambda k: (by_key[k].rule.priority, by_key[k].index))
+        for key in ordered:
+            value: Decimal = exact_by_rule[key]
             rule = by_key[key].rule
             if rule.cap_per_order is not None:
                 value = min(value, rule.cap_per_order)
             value = _apply_budgets(program, by_key[key], value, usage, scale)
-            capped[key] = max(value, ZERO)
+            capped[key] = value if value > ZERO else ZERO
         total = sum(capped.values(), ZERO)
         total_minor = round_to_minor(total, w.precision, w.rounding)
         allocation = _allocate(capped, total_minor, scale)
+        wallet_total = 0
         for key, amount in allocation.items():
             c = by_key[key]
+            # rounding may add a unit; a budget is never exceeded
+            amount = min(amount, _budget_left_minor(c, usage, w.precision))
+            if amount <= 0:
+                continue
             _record_budget(c, amount, usage)
             result.shares.append(Share(key, wallet, "earn", amount_minor=amount))
-        result.totals_minor[wallet] = sum(allocation.values())
+            wallet_total += amount
+        result.totals_minor[wallet] = wallet_total
     for c in applied:
-        scope = f"rule:{c.rule.key}"
+        counter = f"rule:{c.rule.key}"
         limit = c.rule.limit
         if limit and limit.per_member:
-            usage.add(scope, member_id, period_key(limit.period, at, program.tz), 1, 0)
+            usage.add(counter, member_id, period_key(limit.period, at, program.tz), 1, 0)
         if limit and limit.total:
-            usage.add(scope, "", "all", 1, 0)
+            usage.add(counter, "", "all", 1, 0)
     result.applied = [c.rule.key for c in applied]
     return result
 
 
-def _apply_budgets(program: CompiledProgram, c: CompiledRule, value: Decimal, usage: UsageBook,
-                   scale: Decimal) -> Decimal:
+def _apply_budgets(
+    program: CompiledProgram, c: CompiledRule, value: Decimal, usage: UsageBook, scale: Decimal
+) -> Decimal:
     if c.rule.budget is not None:
         _, used = usage.get(f"rule:{c.rule.key}", "", "all")
         value = min(value, c.rule.budget - Decimal(used) / scale)
@@ -258,6 +272,17 @@ def _apply_budgets(program: CompiledProgram, c: CompiledRule, value: Decimal, us
         _, used = usage.get(f"campaign:{c.campaign.key}", "", "all")
         value = min(value, c.campaign.budget - Decimal(used) / scale)
     return value
+
+
+def _budget_left_minor(c: CompiledRule, usage: UsageBook, precision: int) -> int:
+    left = 1 << 62
+    if c.rule.budget is not None:
+        _, used = usage.get(f"rule:{c.rule.key}", "", "all")
+        left = min(left, int(c.rule.budget.scaleb(precision)) - used)
+    if c.campaign is not None and c.campaign.budget is not None:
+        _, used = usage.get(f"campaign:{c.campaign.key}", "", "all")
+        left = min(left, int(c.campaign.budget.scaleb(precision)) - used)
+    return left
 
 
 def _record_budget(c: CompiledRule, amount_minor: int, usage: UsageBook) -> None:
@@ -271,6 +296,9 @@ def _allocate(values: dict[str, Decimal], total_minor: int, scale: Decimal) -> d
     """Split a rounded total over rules: floors first, the rest by largest remainder."""
     if not values:
         return {}
+    if len(values) == 1:
+        key = next(iter(values))
+        return {key: total_minor} if total_minor > 0 else {}
     scaled = {k: v * scale for k, v in values.items()}
     floors = {k: int(v) for k, v in scaled.items()}
     rest = total_minor - sum(floors.values())

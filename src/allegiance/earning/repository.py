@@ -11,8 +11,9 @@ from allegiance.db import dialect_insert, is_postgres
 from allegiance.earning.models import RuleUsage
 
 
-def load(session: Session, tenant_id: str, keys: Sequence[tuple[str, str, str]], *,
-         lock: bool) -> dict[tuple[str, str, str], list[int]]:
+def load(
+    session: Session, tenant_id: str, keys: Sequence[tuple[str, str, str]], *, lock: bool
+) -> dict[tuple[str, str, str], list[int]]:
     """Counters for the keys; row-locked on Postgres when ``lock`` (in key order)."""
     unique = sorted(set(keys))
     if not unique:
@@ -54,8 +55,14 @@ def add(session: Session, tenant_id: str, changes: dict[tuple[str, str, str], li
         },
     )
     rows = [
-        {"tenant_id": tenant_id, "scope": s, "member_id": m, "period_key": p,
-         "count": v[0], "amount_minor": v[1]}
+        {
+            "tenant_id": tenant_id,
+            "scope": s,
+            "member_id": m,
+            "period_key": p,
+            "count": v[0],
+            "amount_minor": v[1],
+        }
         for (s, m, p), v in sorted(changes.items())
     ]
     for start in range(0, len(rows), 500):
@@ -73,8 +80,14 @@ def ensure_totals(session: Session, tenant_id: str, scopes: Sequence[str]) -> No
     session.execute(
         stmt,
         [
-            {"tenant_id": tenant_id, "scope": s, "member_id": "", "period_key": "all",
-             "count": 0, "amount_minor": 0}
+            {
+                "tenant_id": tenant_id,
+                "scope": s,
+                "member_id": "",
+                "period_key": "all",
+                "count": 0,
+                "amount_minor": 0,
+            }
             for s in sorted(set(scopes))
         ],
     )

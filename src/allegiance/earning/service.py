@@ -18,8 +18,9 @@ def prepare_counters(session: Session, *, tenant_id: str, program: Program) -> N
     repository.ensure_totals(session, tenant_id, scopes)
 
 
-def load_usage(session: Session, *, tenant_id: str, keys: Sequence[tuple[str, str, str]],
-               lock: bool) -> UsageBook:
+def load_usage(
+    session: Session, *, tenant_id: str, keys: Sequence[tuple[str, str, str]], lock: bool
+) -> UsageBook:
     return UsageBook(counters=repository.load(session, tenant_id, keys, lock=lock))
 
 

@@ -19,7 +19,9 @@ async def body_digest(request: Request) -> str:
     """Hash of the JSON body (as parsed, sorted keys); FastAPI validates the body itself."""
     raw = await request.body()
     try:
-        return request_hash(orjson.loads(raw or b"null"))
+        # the path is part of the request: the same refund id and body sent for another
+        # order is a different request
+        return request_hash({"path": request.url.path, "body": orjson.loads(raw or b"null")})
     except orjson.JSONDecodeError:
         return ""
 
@@ -31,8 +33,16 @@ def respond(outcome: Outcome) -> Response:
     return json_response(outcome.body, outcome.status, headers)
 
 
-def idempotent(*, tenant_id: str, kind: str, key: str, digest: str, now: Any,
-               action: Callable[[Session], tuple[int, dict[str, Any]]]) -> Response:
-    outcome = run_idempotent(get_engine(), tenant_id=tenant_id, kind=kind, key=key,
-                             digest=digest, now=now, action=action)
+def idempotent(
+    *,
+    tenant_id: str,
+    kind: str,
+    key: str,
+    digest: str,
+    now: Any,
+    action: Callable[[Session], tuple[int, dict[str, Any]]],
+) -> Response:
+    outcome = run_idempotent(
+        get_engine(), tenant_id=tenant_id, kind=kind, key=key, digest=digest, now=now, action=action
+    )
     return respond(outcome)

@@ -14,6 +14,8 @@ from typing import Any
 
 import cel
 
+from allegiance.kit.fastpath import Fast, GiveUp, compile_fast
+
 ROOT_NAMES = frozenset({"order", "item", "member", "event", "account", "now"})
 # maps whose keys belong to the merchant: a missing key there is only known at run time
 FREE_FORM = ("attributes", "properties")
@@ -28,6 +30,7 @@ class Expression:
     source: str
     program: Any
     roots: frozenset[str]
+    fast: Fast | None = None
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         return self.program.execute(self._narrow(context))
@@ -59,6 +62,11 @@ class Scope:
         self._contexts: dict[frozenset[str], Any] = {}
 
     def test(self, expression: Expression) -> bool:
+        if expression.fast is not None:
+            try:
+                return expression.fast(self.values) is True
+            except GiveUp:
+                pass
         context = self._contexts.get(expression.roots)
         if context is None:
             context = cel.Context()
@@ -93,12 +101,11 @@ def compile_expression(source: str, *, max_length: int = 2_000) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_clean(str(exc))) from exc
-    unknown = sorted(set(program.variables()) - ROOT_NAMES)
-    if unknown:
-        raise ExpressionError(
-            f"unknown name {unknown[0]!r}; conditions can use {', '.join(sorted(ROOT_NAMES))}"
-        )
-    expression = Expression(source, program, frozenset(program.variables()))
+    # variables() also lists macro loop variables (the ``i`` of ``exists(i, ...)``): unknown
+    # names are found by evaluating against the sample context instead
+    expression = Expression(
+        source, program, frozenset(program.variables()) & ROOT_NAMES, compile_fast(source)
+    )
     with _cache_lock:
         if len(_cache) > 10_000:
             _cache.clear()
@@ -116,14 +123,15 @@ def check_expression(
 ) -> Expression:
     """Compile and run against ``sample``; raise ExpressionError with a readable reason."""
     expression = compile_expression(source, max_length=max_length)
-    used = set(expression.program.variables())
-    not_here = sorted(used - allowed_roots)
+    not_here = sorted(expression.roots - allowed_roots)
     if not_here:
         raise ExpressionError(
             f"{not_here[0]!r} is not available here; use {', '.join(sorted(allowed_roots))}"
         )
     try:
-        result = expression.program.execute(sample)
+        result = expression.program.execute(
+            {name: value for name, value in sample.items() if name in allowed_roots}
+        )
     except KeyError as exc:
         key = str(exc.args[0]) if exc.args else ""
         if _is_free_form_key(source, key):
@@ -136,8 +144,24 @@ def check_expression(
                 " (money fields are doubles in CEL: write 2.0 instead of 2, or wrap with double())"
             )
         raise ExpressionError(message) from exc
+    except RuntimeError as exc:
+        message = _clean(str(exc))
+        match = re.search(r"Undefined variable or function: '([^']+)'", message)
+        if match:
+            message = (
+                f"unknown name {match.group(1)!r}; conditions here can use "
+                f"{', '.join(sorted(allowed_roots))}"
+            )
+        raise ExpressionError(message) from exc
     except Exception as exc:
         raise ExpressionError(_clean(str(exc))) from exc
+    if expression.fast is not None:
+        try:
+            agrees = expression.fast(sample) == result
+        except GiveUp:
+            agrees = True
+        if not agrees:  # never expected; CEL stays the authority
+            object.__setattr__(expression, "fast", None)
     if expect_bool and not isinstance(result, bool):
         raise ExpressionError(f"must be a condition (true/false), got {type(result).__name__}")
     return expression

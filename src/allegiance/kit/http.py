@@ -27,13 +27,13 @@ class FastJSON(JSONResponse):
         return orjson.dumps(content, default=_default)
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return FastJSON(body, status_code=status, headers=headers)
 
 
-def problem_response(problem: dict[str, Any], status: int,
-                     headers: dict[str, str] | None = None) -> Response:
+def problem_response(
+    problem: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         orjson.dumps(problem, default=_default),
         status_code=status,
@@ -62,37 +62,55 @@ class BodyLimit:
             if too_big:
                 await self._refuse(send)
                 return
+        if length is not None:
+            await self.app(scope, receive, send)
+            return
+        # no Content-Length (chunked): read up to the limit first, then hand the body on
+        chunks: list[bytes] = []
         received = 0
-        max_bytes = self.max_bytes
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_bytes:
-                    raise BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
 
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({
-            "type": "https://allegiance.dev/problems/body_too_large",
-            "title": "Request body too large",
-            "status": 413,
-            "code": "body_too_large",
-            "detail": f"request bodies are limited to {self.max_bytes} bytes",
-            "errors": [{"loc": ["body"], "msg": f"larger than {self.max_bytes} bytes"}],
-        })
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = orjson.dumps(
+            {
+                "type": "https://allegiance.dev/problems/body_too_large",
+                "title": "Request body too large",
+                "status": 413,
+                "code": "body_too_large",
+                "detail": f"request bodies are limited to {self.max_bytes} bytes",
+                "errors": [{"loc": ["body"], "msg": f"larger than {self.max_bytes} bytes"}],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLarge(Exception):
-    pass

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from allegiance.errors import DomainError, IdempotencyConflict
+from allegiance.errors import Conflict, DomainError, IdempotencyConflict
 from allegiance.tenant import repository
 
 MAX_ATTEMPTS = 5
@@ -59,8 +59,10 @@ def run_idempotent(
             if not _is_retryable(exc):
                 raise
             last_error = exc
-    assert last_error is not None
-    raise last_error
+    raise Conflict(
+        f"{kind} id {key!r} is being booked by another request; retry with the same id",
+        code="concurrent_request",
+    ) from last_error
 
 
 def _attempt(

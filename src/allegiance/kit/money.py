@@ -25,6 +25,9 @@ def currency_exponent(currency: str) -> int:
 
 
 def decimal_places(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
+        return 0
     exponent = value.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 

@@ -201,9 +201,7 @@ def open_lots(
         stmt = stmt.where(Lot.remaining_minor > 0)
     if order_id is not None:
         stmt = stmt.where(Lot.order_id == order_id)
-    stmt = stmt.order_by(
-        case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.id
-    )
+    stmt = stmt.order_by(case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.id)
     return list(session.scalars(stmt))
 
 
@@ -214,11 +212,13 @@ def accounts_in_debt(session: Session, account_ids: Sequence[int]) -> set[int]:
     for start in range(0, len(ids), 500):
         found.update(
             session.scalars(
-                select(Lot.account_id).where(
+                select(Lot.account_id)
+                .where(
                     Lot.account_id.in_(ids[start : start + 500]),
                     Lot.status == "active",
                     Lot.remaining_minor < 0,
-                ).distinct()
+                )
+                .distinct()
             )
         )
     return found
@@ -313,24 +313,27 @@ def transfers_page(
 
 
 def lots_to_notify(
-    session: Session, tenant_id: str, wallet: str, until: datetime, limit: int
+    session: Session, tenant_id: str, wallet: str, now: datetime, until: datetime, limit: int
 ) -> list[Lot]:
-    return list(
-        session.scalars(
-            select(Lot)
-            .where(
-                Lot.tenant_id == tenant_id,
-                Lot.wallet == wallet,
-                Lot.status == "active",
-                Lot.remaining_minor > 0,
-                Lot.notified_at.is_(None),
-                Lot.expires_at.is_not(None),
-                Lot.expires_at <= until,
-            )
-            .order_by(Lot.member_id, Lot.expires_at)
-            .limit(limit)
+    """Active lots expiring in (now, until] not yet announced; locked, skipping locked ones."""
+    stmt = (
+        select(Lot)
+        .where(
+            Lot.tenant_id == tenant_id,
+            Lot.wallet == wallet,
+            Lot.status == "active",
+            Lot.remaining_minor > 0,
+            Lot.notified_at.is_(None),
+            Lot.expires_at.is_not(None),
+            Lot.expires_at > now,
+            Lot.expires_at <= until,
         )
+        .order_by(Lot.member_id, Lot.expires_at, Lot.id)
+        .limit(limit)
     )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
 
 
 def mark_notified(session: Session, lot_ids: Sequence[int], now: datetime) -> None:
@@ -344,9 +347,7 @@ def mark_notified(session: Session, lot_ids: Sequence[int], now: datetime) -> No
 def derived_balances(session: Session, tenant_id: str) -> dict[int, tuple[int, int]]:
     """Per account (posted, pending) recomputed from every transfer of the tenant."""
     t = Transfer
-    posted_in = case(
-        (t.phase == "posted", t.amount_minor), else_=literal(0)
-    )
+    posted_in = case((t.phase == "posted", t.amount_minor), else_=literal(0))
     pending_in = case(
         (t.phase == "pending", t.amount_minor),
         (and_(t.phase == "posted", t.pending_id.is_not(None)), -t.amount_minor),

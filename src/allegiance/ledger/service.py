@@ -68,8 +68,9 @@ def pending_until(wallet: Wallet, at: datetime) -> datetime:
     return at + timedelta(days=float(wallet.pending_days))
 
 
-def credit(session: Session, *, tenant_id: str, program: Program, credits: list[Credit],
-           now: datetime) -> Booked:
+def credit(
+    session: Session, *, tenant_id: str, program: Program, credits: list[Credit], now: datetime
+) -> Booked:
     """Book credits (earnings, manual credits): pending until ``available_at``, else active."""
     booked = Booked()
     if not credits:
@@ -216,9 +217,7 @@ def debit(
                 "tenant_id": tenant_id,
                 "wallet": wallet,
                 "debit_account_id": account,
-                "credit_account_id": repository.system_account(
-                    session, tenant_id, wallet, counter
-                ),
+                "credit_account_id": repository.system_account(session, tenant_id, wallet, counter),
                 "amount_minor": amount_minor,
                 "code": code,
                 "phase": "posted",
@@ -238,8 +237,9 @@ def debit(
     return account
 
 
-def _consume_lots(session: Session, account_id: int, amount_minor: int,
-                  first: list[Lot] | None = None) -> int:
+def _consume_lots(
+    session: Session, account_id: int, amount_minor: int, first: list[Lot] | None = None
+) -> int:
     """Take ``amount_minor`` from active lots (``first`` before the rest); returns the shortfall."""
     left = amount_minor
     updates: list[dict[str, Any]] = []
@@ -299,9 +299,24 @@ def reverse_order_points(
             lot.status = "closed"
         lot_updates.append(_lot_row(lot))
         transfers.append(
-            _transfer(tenant_id, wallet, issued, account, take, "reverse", "void", member_id,
-                      order_id, source_type, source_id, f"{source_type}/{source_id}/void/{lot.id}",
-                      now, pending_id=lot.transfer_id, lot_id=lot.id, rule=lot.rule)
+            _transfer(
+                tenant_id,
+                wallet,
+                issued,
+                account,
+                take,
+                "reverse",
+                "void",
+                member_id,
+                order_id,
+                source_type,
+                source_id,
+                f"{source_type}/{source_id}/void/{lot.id}",
+                now,
+                pending_id=lot.transfer_id,
+                lot_id=lot.id,
+                rule=lot.rule,
+            )
         )
         voided += take
         left -= take
@@ -337,9 +352,21 @@ def reverse_order_points(
                     ],
                 )
             transfers.append(
-                _transfer(tenant_id, wallet, account, issued, take, "reverse", "posted",
-                          member_id, order_id, source_type, source_id,
-                          f"{source_type}/{source_id}/reverse/{wallet}", now)
+                _transfer(
+                    tenant_id,
+                    wallet,
+                    account,
+                    issued,
+                    take,
+                    "reverse",
+                    "posted",
+                    member_id,
+                    order_id,
+                    source_type,
+                    source_id,
+                    f"{source_type}/{source_id}/reverse/{wallet}",
+                    now,
+                )
             )
             reversed_active = take
     repository.insert_transfers(session, transfers)
@@ -347,8 +374,15 @@ def reverse_order_points(
     return voided, reversed_active
 
 
-def settle_member(session: Session, *, tenant_id: str, program: Program, member_id: str,
-                  last_activity_at: datetime | None, now: datetime) -> datetime | None:
+def settle_member(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: Program,
+    member_id: str,
+    last_activity_at: datetime | None,
+    now: datetime,
+) -> datetime | None:
     """Activate matured pending lots and expire due lots of one member, as of ``now``.
 
     Returns the next moment something is due for this member (for ``members.settle_at``).
@@ -375,17 +409,30 @@ def settle_member(session: Session, *, tenant_id: str, program: Program, member_
             if amount > 0:
                 issued = repository.system_account(session, tenant_id, account.wallet, "issued")
                 transfers.append(
-                    _transfer(tenant_id, account.wallet, issued, account.id, amount, "activate",
-                              "posted", member_id, lot.order_id, "job", f"lot-{lot.id}",
-                              f"lot/{lot.id}/activate", lot.available_at,
-                              pending_id=lot.transfer_id, lot_id=lot.id, rule=lot.rule)
+                    _transfer(
+                        tenant_id,
+                        account.wallet,
+                        issued,
+                        account.id,
+                        amount,
+                        "activate",
+                        "posted",
+                        member_id,
+                        lot.order_id,
+                        "job",
+                        f"lot-{lot.id}",
+                        f"lot/{lot.id}/activate",
+                        lot.available_at,
+                        pending_id=lot.transfer_id,
+                        lot_id=lot.id,
+                        rule=lot.rule,
+                    )
                 )
                 deltas[account.id][0] += amount
                 deltas[account.id][1] -= amount
                 activated_accounts.add(account.id)
             if lot.expires_at is not None and lot.expires_at <= now and amount > 0:
-                _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates,
-                            deltas)
+                _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates, deltas)
         else:
             _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates, deltas)
     # inactivity expiry: everything left expires once the member has been idle long enough
@@ -399,8 +446,17 @@ def settle_member(session: Session, *, tenant_id: str, program: Program, member_
             for lot in repository.open_lots(session, account.id, status="active"):
                 if any(u["lid"] == lot.id for u in updates):
                     continue
-                _expire_lot(session, tenant_id, member_id, account, lot, transfers, updates,
-                            deltas, at=deadline)
+                _expire_lot(
+                    session,
+                    tenant_id,
+                    member_id,
+                    account,
+                    lot,
+                    transfers,
+                    updates,
+                    deltas,
+                    at=deadline,
+                )
     repository.update_lots(session, _dedupe(updates))
     repository.insert_transfers(session, transfers)
     repository.add_balances(session, {k: (v[0], v[1]) for k, v in deltas.items()})
@@ -409,8 +465,25 @@ def settle_member(session: Session, *, tenant_id: str, program: Program, member_
     return next_due(session, program, list(by_id), accounts, last_activity_at)
 
 
-def next_due(session: Session, program: Program, account_ids: list[int], accounts: list[Any],
-             last_activity_at: datetime | None) -> datetime | None:
+def inactivity_deadline(program: Program, last_activity_at: datetime | None) -> datetime | None:
+    """When an idle member's points expire under ``inactivity_days`` wallets (the earliest)."""
+    if last_activity_at is None:
+        return None
+    deadlines = [
+        last_activity_at + timedelta(days=wallet.expiry.days)
+        for wallet in program.wallets.values()
+        if wallet.expiry.mode == "inactivity_days" and wallet.expiry.days
+    ]
+    return min(deadlines) if deadlines else None
+
+
+def next_due(
+    session: Session,
+    program: Program,
+    account_ids: list[int],
+    accounts: list[Any],
+    last_activity_at: datetime | None,
+) -> datetime | None:
     moment = repository.next_lot_moment(session, account_ids)
     for account in accounts:
         wallet = program.wallets.get(account.wallet)
@@ -425,9 +498,17 @@ def next_due(session: Session, program: Program, account_ids: list[int], account
     return moment
 
 
-def _expire_lot(session: Session, tenant_id: str, member_id: str, account: Any, lot: Lot,
-                transfers: list[dict[str, Any]], updates: list[dict[str, Any]],
-                deltas: dict[int, list[int]], at: datetime | None = None) -> None:
+def _expire_lot(
+    session: Session,
+    tenant_id: str,
+    member_id: str,
+    account: Any,
+    lot: Lot,
+    transfers: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+    deltas: dict[int, list[int]],
+    at: datetime | None = None,
+) -> None:
     amount = lot.remaining_minor
     if amount <= 0:
         return
@@ -436,18 +517,47 @@ def _expire_lot(session: Session, tenant_id: str, member_id: str, account: Any, 
     updates.append(_lot_row(lot))
     expired = repository.system_account(session, tenant_id, account.wallet, "expired")
     transfers.append(
-        _transfer(tenant_id, account.wallet, account.id, expired, amount, "expire", "posted",
-                  member_id, lot.order_id, "job", f"lot-{lot.id}", f"lot/{lot.id}/expire",
-                  at or lot.expires_at or lot.available_at, lot_id=lot.id, rule=lot.rule)
+        _transfer(
+            tenant_id,
+            account.wallet,
+            account.id,
+            expired,
+            amount,
+            "expire",
+            "posted",
+            member_id,
+            lot.order_id,
+            "job",
+            f"lot-{lot.id}",
+            f"lot/{lot.id}/expire",
+            at or lot.expires_at or lot.available_at,
+            lot_id=lot.id,
+            rule=lot.rule,
+        )
     )
     deltas[account.id][0] -= amount
 
 
-def _transfer(tenant_id: str, wallet: str, debit_account: int, credit_account: int, amount: int,
-              code: str, phase: str, member_id: str, order_id: str | None, source_type: str,
-              source_id: str, idem_key: str, effective_at: datetime, *,
-              pending_id: int | None = None, lot_id: int | None = None,
-              rule: str | None = None, reason: str | None = None) -> dict[str, Any]:
+def _transfer(
+    tenant_id: str,
+    wallet: str,
+    debit_account: int,
+    credit_account: int,
+    amount: int,
+    code: str,
+    phase: str,
+    member_id: str,
+    order_id: str | None,
+    source_type: str,
+    source_id: str,
+    idem_key: str,
+    effective_at: datetime,
+    *,
+    pending_id: int | None = None,
+    lot_id: int | None = None,
+    rule: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
         "wallet": wallet,
@@ -485,8 +595,15 @@ def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ---- reads --------------------------------------------------------------------------------
 
 
-def balances_view(session: Session, *, tenant_id: str, program: Program | None, member_id: str,
-                  last_activity_at: datetime | None, now: datetime) -> dict[str, Any]:
+def balances_view(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: Program | None,
+    member_id: str,
+    last_activity_at: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
     """Balances per wallet as of ``now``: lots that matured count as active, expired ones not."""
     wallets = program.wallets if program else {}
     lots = repository.lots_of_member(session, tenant_id, member_id)
@@ -505,8 +622,11 @@ def balances_view(session: Session, *, tenant_id: str, program: Program | None, 
                 if lot.available_at > now:
                     pending += lot.remaining_minor
                     continue
-                expires = expires or expiry_for(wallet, program.timezone, lot.available_at) \
-                    if program else None
+                expires = (
+                    expires or expiry_for(wallet, program.timezone, lot.available_at)
+                    if program
+                    else None
+                )
             if inactivity_deadline is not None and lot.remaining_minor > 0:
                 expires = inactivity_deadline
             if expires is not None and expires <= now and lot.remaining_minor > 0:
@@ -525,7 +645,9 @@ def balances_view(session: Session, *, tenant_id: str, program: Program | None, 
     return view
 
 
-def account_balances(session: Session, tenant_id: str, member_id: str) -> dict[str, tuple[int, int]]:
+def account_balances(
+    session: Session, tenant_id: str, member_id: str
+) -> dict[str, tuple[int, int]]:
     return {
         a.wallet: (a.posted_minor, a.pending_minor)
         for a in repository.member_accounts(session, tenant_id, member_id)
@@ -536,8 +658,9 @@ def member_account_ids(session: Session, tenant_id: str, member_id: str) -> set[
     return {a.id for a in repository.member_accounts(session, tenant_id, member_id)}
 
 
-def ledger_page(session: Session, *, tenant_id: str, member_id: str, before_id: int | None,
-                limit: int) -> list[Any]:
+def ledger_page(
+    session: Session, *, tenant_id: str, member_id: str, before_id: int | None, limit: int
+) -> list[Any]:
     return repository.transfers_page(
         session, tenant_id, member_id, before_id=before_id, limit=limit
     )
@@ -547,9 +670,10 @@ def order_totals(session: Session, tenant_id: str, order_id: str) -> dict[str, l
     return repository.order_wallet_totals(session, tenant_id, order_id)
 
 
-def expiring_lots(session: Session, *, tenant_id: str, wallet: str, until: datetime,
-                  limit: int) -> list[Lot]:
-    return repository.lots_to_notify(session, tenant_id, wallet, until, limit)
+def expiring_lots(
+    session: Session, *, tenant_id: str, wallet: str, now: datetime, until: datetime, limit: int
+) -> list[Lot]:
+    return repository.lots_to_notify(session, tenant_id, wallet, now, until, limit)
 
 
 def mark_notified(session: Session, lot_ids: list[int], now: datetime) -> None:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
@@ -20,43 +23,54 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
 
 
 @router.put("/{member_id}")
-def put_member(member_id: str, body: MemberUpsert,
-               caller: Caller = Depends(require("ingest"))) -> Response:
+def put_member(
+    member_id: str, body: MemberUpsert, caller: Caller = Depends(require("ingest"))
+) -> Response:
     with write_session() as session:
-        _, created = service.upsert_member(session, tenant_id=caller.tenant_id,
-                                           member_id=member_id, data=body, now=caller.now)
+        _, created = service.upsert_member(
+            session, tenant_id=caller.tenant_id, member_id=member_id, data=body, now=caller.now
+        )
     with read_session() as session:
-        view = service.member_view(session, tenant_id=caller.tenant_id, member_id=member_id,
-                                   now=caller.now)
+        view = service.member_view(
+            session, tenant_id=caller.tenant_id, member_id=member_id, now=caller.now
+        )
     return json_response(view, 201 if created else 200)
 
 
 @router.get("/{member_id}")
 def get_member(member_id: str, caller: Caller = Depends(require("storefront"))) -> Response:
     with read_session() as session:
-        return json_response(service.member_view(session, tenant_id=caller.tenant_id,
-                                                 member_id=member_id, now=caller.now))
+        return json_response(
+            service.member_view(
+                session, tenant_id=caller.tenant_id, member_id=member_id, now=caller.now
+            )
+        )
 
 
 @router.delete("/{member_id}", status_code=204)
 def delete_member(member_id: str, caller: Caller = Depends(require("admin"))) -> Response:
     with write_session() as session:
-        service.erase_member(session, tenant_id=caller.tenant_id, member_id=member_id,
-                             now=caller.now)
+        service.erase_member(
+            session, tenant_id=caller.tenant_id, member_id=member_id, now=caller.now
+        )
     return Response(status_code=204)
 
 
 @router.get("/{member_id}/export")
 def export_member(member_id: str, caller: Caller = Depends(require("admin"))) -> Response:
     with read_session() as session:
-        return json_response(service.export_member(session, tenant_id=caller.tenant_id,
-                                                   member_id=member_id))
+        return json_response(
+            service.export_member(session, tenant_id=caller.tenant_id, member_id=member_id)
+        )
 
 
 @router.get("/{member_id}/ledger")
-def member_ledger(member_id: str, limit: int | None = Query(default=None, ge=1),
-                  cursor: str | None = None,
-                  caller: Caller = Depends(require("storefront"))) -> Response:
+def member_ledger(
+    member_id: str,
+    limit: int | None = Query(default=None, ge=1),
+    cursor: str | None = None,
+    caller: Caller = Depends(require("storefront")),
+) -> Response:
     settings = get_settings()
     size = min(limit or settings.page_size_default, settings.page_size_max)
     before = None
@@ -68,24 +82,47 @@ def member_ledger(member_id: str, limit: int | None = Query(default=None, ge=1),
     with read_session() as session:
         service.get_member(session, tenant_id=caller.tenant_id, member_id=member_id)
         compiled = load_program(session, tenant_id=caller.tenant_id)
-        precision = {k: w.precision for k, w in compiled.program.wallets.items()} \
-            if compiled else {}
+        precision = (
+            {k: w.precision for k, w in compiled.program.wallets.items()} if compiled else {}
+        )
         accounts = ledger.member_account_ids(session, caller.tenant_id, member_id)
-        rows = ledger.ledger_page(session, tenant_id=caller.tenant_id, member_id=member_id,
-                                  before_id=before, limit=size + 1)
+        rows = ledger.ledger_page(
+            session,
+            tenant_id=caller.tenant_id,
+            member_id=member_id,
+            before_id=before,
+            limit=size + 1,
+        )
     page = rows[:size]
-    return json_response({
-        "data": [service.transfer_view(t, precision.get(t.wallet, 0), accounts) for t in page],
-        "next_cursor": encode_cursor(page[-1].id) if len(rows) > size else None,
-    })
+    return json_response(
+        {
+            "data": [service.transfer_view(t, precision.get(t.wallet, 0), accounts) for t in page],
+            "next_cursor": encode_cursor(page[-1].id) if len(rows) > size else None,
+        }
+    )
 
 
 @router.post("/{member_id}/adjustments", status_code=201)
-def post_adjustment(member_id: str, body: AdjustmentCreate, digest: str = Depends(body_digest),
-                    caller: Caller = Depends(require("admin"))) -> Response:
-    def action(session):  # type: ignore[no-untyped-def]
-        return 201, service.adjust_points(session, tenant_id=caller.tenant_id,
-                                          member_id=member_id, adjustment=body, now=caller.now)
+def post_adjustment(
+    member_id: str,
+    body: AdjustmentCreate,
+    digest: str = Depends(body_digest),
+    caller: Caller = Depends(require("admin")),
+) -> Response:
+    def action(session: Session) -> tuple[int, dict[str, Any]]:
+        return 201, service.adjust_points(
+            session,
+            tenant_id=caller.tenant_id,
+            member_id=member_id,
+            adjustment=body,
+            now=caller.now,
+        )
 
-    return idempotent(tenant_id=caller.tenant_id, kind="adjustment", key=body.id, digest=digest,
-                      now=caller.now, action=action)
+    return idempotent(
+        tenant_id=caller.tenant_id,
+        kind="adjustment",
+        key=body.id,
+        digest=digest,
+        now=caller.now,
+        action=action,
+    )

@@ -33,8 +33,9 @@ def upsert(session: Session, values: dict[str, Any], update_fields: Sequence[str
     return member
 
 
-def ensure_locked(session: Session, tenant_id: str, member_ids: Sequence[str],
-                  now: datetime) -> dict[str, Member]:
+def ensure_locked(
+    session: Session, tenant_id: str, member_ids: Sequence[str], now: datetime
+) -> dict[str, Member]:
     """Create missing members (enrolled now) and lock all of them, in id order."""
     ids = sorted(set(member_ids))
     if not ids:
@@ -59,9 +60,11 @@ def ensure_locked(session: Session, tenant_id: str, member_ids: Sequence[str],
         session.execute(stmt, rows[start : start + 500])
     found: dict[str, Member] = {}
     for start in range(0, len(ids), 500):
-        q = select(Member).where(
-            Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500])
-        ).order_by(Member.member_id)
+        q = (
+            select(Member)
+            .where(Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500]))
+            .order_by(Member.member_id)
+        )
         if is_postgres(session):
             q = q.with_for_update()
         found.update({m.member_id: m for m in session.scalars(q)})
@@ -123,12 +126,14 @@ def erase(session: Session, tenant_id: str, member_id: str, now: datetime) -> No
     )
 
 
-def due_for_settlement(session: Session, tenant_id: str, now: datetime, limit: int,
-                       skip_locked: bool) -> list[str]:
+def due_for_settlement(
+    session: Session, tenant_id: str, now: datetime, limit: int, skip_locked: bool
+) -> list[str]:
     stmt = (
         select(Member.member_id)
-        .where(Member.tenant_id == tenant_id, Member.settle_at.is_not(None),
-               Member.settle_at <= now)
+        .where(
+            Member.tenant_id == tenant_id, Member.settle_at.is_not(None), Member.settle_at <= now
+        )
         .order_by(Member.member_id)
         .limit(limit)
     )

@@ -24,8 +24,9 @@ def check_member_id(member_id: str) -> None:
         raise invalid(["path", "member_id"], "member id must be 1-255 characters, no padding")
 
 
-def upsert_member(session: Session, *, tenant_id: str, member_id: str, data: MemberUpsert,
-                  now: datetime) -> tuple[Member, bool]:
+def upsert_member(
+    session: Session, *, tenant_id: str, member_id: str, data: MemberUpsert, now: datetime
+) -> tuple[Member, bool]:
     """Create or update a member from the shop's customer record. Returns (member, created)."""
     check_member_id(member_id)
     existing = repository.get(session, tenant_id, member_id, lock=True)
@@ -61,8 +62,9 @@ def get_member(session: Session, *, tenant_id: str, member_id: str) -> Member:
     return member
 
 
-def member_view(session: Session, *, tenant_id: str, member_id: str, now: datetime
-                ) -> dict[str, Any]:
+def member_view(
+    session: Session, *, tenant_id: str, member_id: str, now: datetime
+) -> dict[str, Any]:
     """Profile, tier, balances as of ``now``, badges, segments and stats."""
     member = get_member(session, tenant_id=tenant_id, member_id=member_id)
     compiled = load_program(session, tenant_id=tenant_id)
@@ -136,14 +138,19 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "orders": orders.orders_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "ledger": [
-            transfer_view(t, precision.get(t.wallet, 0), ledger.member_account_ids(
-                session, tenant_id, member_id)) for t in transfers
+            transfer_view(
+                t,
+                precision.get(t.wallet, 0),
+                ledger.member_account_ids(session, tenant_id, member_id),
+            )
+            for t in transfers
         ],
     }
 
 
-def transfer_view(t: Any, precision: int, member_accounts: set[int] | None = None
-                  ) -> dict[str, Any]:
+def transfer_view(
+    t: Any, precision: int, member_accounts: set[int] | None = None
+) -> dict[str, Any]:
     """A transfer as the member sees it: positive into the member's wallet, negative out."""
     if member_accounts is None:
         direction = -1 if t.code in ("spend", "expire", "reverse") else 1
@@ -169,8 +176,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def adjust_points(session: Session, *, tenant_id: str, member_id: str, adjustment: Any,
-                  now: datetime) -> dict[str, Any]:
+def adjust_points(
+    session: Session, *, tenant_id: str, member_id: str, adjustment: Any, now: datetime
+) -> dict[str, Any]:
     """Manual credit (amount > 0) or debit (amount < 0) with a reason."""
     from decimal import Decimal
 
@@ -189,39 +197,61 @@ def adjust_points(session: Session, *, tenant_id: str, member_id: str, adjustmen
     if amount == 0:
         raise invalid(["body", "amount"], "an adjustment moves a non-zero amount")
     if decimal_places(amount) > wallet.precision:
-        raise invalid(["body", "amount"],
-                      f"wallet {wallet_key} has precision {wallet.precision}")
+        raise invalid(["body", "amount"], f"wallet {wallet_key} has precision {wallet.precision}")
     if repository.get(session, tenant_id, member_id) is None:
         raise NotFound(f"member {member_id!r} not found", code="member_not_found")
-    locked = lock_members(session, tenant_id=tenant_id, program=compiled,
-                          member_ids=[member_id], now=now)
+    locked = lock_members(
+        session, tenant_id=tenant_id, program=compiled, member_ids=[member_id], now=now
+    )
     member = locked[member_id]
     amount_minor = to_minor(abs(amount), wallet.precision)
     if amount > 0:
         expires_at = as_utc(adjustment.expires_at) if adjustment.expires_at else None
         if expires_at is not None and expires_at <= now:
             raise invalid(["body", "expires_at"], "must be in the future")
-        ledger.credit(session, tenant_id=tenant_id, program=program, credits=[Credit(
-            member_id=member_id, wallet=wallet_key, amount_minor=amount_minor, code="adjust",
-            source_type="adjustment", source_id=adjustment.id,
-            idem_key=f"adjustment/{adjustment.id}", available_at=now, effective_at=now,
-            reason=adjustment.reason, expires_at=expires_at,
-        )], now=now)
+        ledger.credit(
+            session,
+            tenant_id=tenant_id,
+            program=program,
+            credits=[
+                Credit(
+                    member_id=member_id,
+                    wallet=wallet_key,
+                    amount_minor=amount_minor,
+                    code="adjust",
+                    source_type="adjustment",
+                    source_id=adjustment.id,
+                    idem_key=f"adjustment/{adjustment.id}",
+                    available_at=now,
+                    effective_at=now,
+                    reason=adjustment.reason,
+                    expires_at=expires_at,
+                )
+            ],
+            now=now,
+        )
         moment = expires_at or ledger.expiry_for(wallet, program.timezone, now)
     else:
-        ledger.debit(session, tenant_id=tenant_id, member_id=member_id, wallet=wallet_key,
-                     amount_minor=amount_minor, code="adjust", source_type="adjustment",
-                     source_id=adjustment.id, idem_key=f"adjustment/{adjustment.id}", now=now,
-                     reason=adjustment.reason, counter="adjustments")
+        ledger.debit(
+            session,
+            tenant_id=tenant_id,
+            member_id=member_id,
+            wallet=wallet_key,
+            amount_minor=amount_minor,
+            code="adjust",
+            source_type="adjustment",
+            source_id=adjustment.id,
+            idem_key=f"adjustment/{adjustment.id}",
+            now=now,
+            reason=adjustment.reason,
+            counter="adjustments",
+        )
         moment = None
     settle_at = member.settle_at
-    if moment is not None:
-        settle_at = min(filter(None, [settle_at, moment]))
-    if wallet.expiry.mode == "inactivity_days" and wallet.expiry.days:
-        from datetime import timedelta
-
-        deadline = now + timedelta(days=wallet.expiry.days)
-        settle_at = min(filter(None, [settle_at, deadline]))
+    deadline = ledger.inactivity_deadline(program, now)
+    for candidate in (moment, deadline):
+        if candidate is not None:
+            settle_at = candidate if settle_at is None else min(settle_at, candidate)
     repository.set_activity(session, tenant_id, member_id, now)
     repository.set_settle_at(session, tenant_id, member_id, settle_at)
     return {
@@ -230,6 +260,5 @@ def adjust_points(session: Session, *, tenant_id: str, member_id: str, adjustmen
         "wallet": wallet_key,
         "amount": number(amount_minor if amount > 0 else -amount_minor, wallet.precision),
         "reason": adjustment.reason,
-        "balances": balances(session, tenant_id=tenant_id, program=compiled,
-                             member_id=member_id),
+        "balances": balances(session, tenant_id=tenant_id, program=compiled, member_id=member_id),
     }

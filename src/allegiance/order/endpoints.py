@@ -18,63 +18,117 @@ router = APIRouter(prefix="/v1", tags=["orders"])
 
 
 @router.post("/orders", status_code=201)
-def post_order(body: OrderCreate, digest: str = Depends(body_digest),
-               caller: Caller = Depends(require("ingest"))) -> Response:
+def post_order(
+    body: OrderCreate,
+    digest: str = Depends(body_digest),
+    caller: Caller = Depends(require("ingest")),
+) -> Response:
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
         prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
-        return 201, service.create_order(session, tenant_id=caller.tenant_id, program=program,
-                                         order=prepared, now=caller.now)
+        return 201, service.create_order(
+            session, tenant_id=caller.tenant_id, program=program, order=prepared, now=caller.now
+        )
 
-    return idempotent(tenant_id=caller.tenant_id, kind="order", key=body.id, digest=digest,
-                      now=caller.now, action=action)
+    return idempotent(
+        tenant_id=caller.tenant_id,
+        kind="order",
+        key=body.id,
+        digest=digest,
+        now=caller.now,
+        action=action,
+    )
 
 
 @router.post("/orders/{order_id}/refunds", status_code=201)
-def post_refund(order_id: str, body: RefundCreate, digest: str = Depends(body_digest),
-                caller: Caller = Depends(require("ingest"))) -> Response:
+def post_refund(
+    order_id: str,
+    body: RefundCreate,
+    digest: str = Depends(body_digest),
+    caller: Caller = Depends(require("ingest")),
+) -> Response:
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
-        return 201, service.refund_order(session, tenant_id=caller.tenant_id, program=program,
-                                         order_id=order_id, refund=body, now=caller.now)
+        return 201, service.refund_order(
+            session,
+            tenant_id=caller.tenant_id,
+            program=program,
+            order_id=order_id,
+            refund=body,
+            now=caller.now,
+        )
 
-    return idempotent(tenant_id=caller.tenant_id, kind="refund", key=body.id, digest=digest,
-                      now=caller.now, action=action)
+    return idempotent(
+        tenant_id=caller.tenant_id,
+        kind="refund",
+        key=body.id,
+        digest=digest,
+        now=caller.now,
+        action=action,
+    )
 
 
 @router.post("/orders/{order_id}/cancel", status_code=201)
-def post_cancel(order_id: str, body: CancelCreate | None = Body(default=None),
-                caller: Caller = Depends(require("ingest"))) -> Response:
+def post_cancel(
+    order_id: str,
+    body: CancelCreate | None = Body(default=None),
+    caller: Caller = Depends(require("ingest")),
+) -> Response:
     reason = body.reason if body else None
 
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
-        return 201, service.cancel_order(session, tenant_id=caller.tenant_id, program=program,
-                                         order_id=order_id, reason=reason, now=caller.now)
+        return 201, service.cancel_order(
+            session,
+            tenant_id=caller.tenant_id,
+            program=program,
+            order_id=order_id,
+            reason=reason,
+            now=caller.now,
+        )
 
     # one cancellation per order: a repeated cancel replays the first answer
-    return idempotent(tenant_id=caller.tenant_id, kind="cancel", key=order_id, digest="cancel",
-                      now=caller.now, action=action)
+    return idempotent(
+        tenant_id=caller.tenant_id,
+        kind="cancel",
+        key=order_id,
+        digest="cancel",
+        now=caller.now,
+        action=action,
+    )
 
 
 @router.post("/events", status_code=201)
-def post_event(body: EventCreate, digest: str = Depends(body_digest),
-               caller: Caller = Depends(require("ingest"))) -> Response:
+def post_event(
+    body: EventCreate,
+    digest: str = Depends(body_digest),
+    caller: Caller = Depends(require("ingest")),
+) -> Response:
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
-        return 201, service.record_event(session, tenant_id=caller.tenant_id, program=program,
-                                         event=body, now=caller.now)
+        return 201, service.record_event(
+            session, tenant_id=caller.tenant_id, program=program, event=body, now=caller.now
+        )
 
-    return idempotent(tenant_id=caller.tenant_id, kind="event", key=body.id, digest=digest,
-                      now=caller.now, action=action)
+    return idempotent(
+        tenant_id=caller.tenant_id,
+        kind="event",
+        key=body.id,
+        digest=digest,
+        now=caller.now,
+        action=action,
+    )
 
 
 @router.post("/evaluate")
-def post_evaluate(body: Cart, caller: Caller = Depends(require("storefront", "ingest"))
-                  ) -> Response:
+def post_evaluate(
+    body: Cart, caller: Caller = Depends(require("storefront", "ingest"))
+) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id)
         prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
-        return json_response(service.evaluate_cart(session, tenant_id=caller.tenant_id,
-                                                    program=program, cart=prepared,
-                                                    now=caller.now))
+        return json_response(
+            service.evaluate_cart(
+                session, tenant_id=caller.tenant_id, program=program, cart=prepared, now=caller.now
+            )
+        )

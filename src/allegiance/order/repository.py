@@ -31,16 +31,18 @@ def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
         bulk_insert(session, Order.__table__, rows)
 
 
-def get_order(session: Session, tenant_id: str, order_id: str, *, lock: bool = False
-              ) -> Order | None:
+def get_order(
+    session: Session, tenant_id: str, order_id: str, *, lock: bool = False
+) -> Order | None:
     stmt = select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
     if lock and is_postgres(session):
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
 
 
-def set_refunded(session: Session, tenant_id: str, order_id: str, refunded_minor: int,
-                 status: str) -> None:
+def set_refunded(
+    session: Session, tenant_id: str, order_id: str, refunded_minor: int, status: str
+) -> None:
     session.execute(
         update(Order)
         .where(Order.tenant_id == tenant_id, Order.order_id == order_id)
@@ -77,8 +79,7 @@ def existing_event_ids(session: Session, tenant_id: str, event_ids: Sequence[str
     )
 
 
-def orders_of_member(session: Session, tenant_id: str, member_id: str, limit: int
-                     ) -> list[Order]:
+def orders_of_member(session: Session, tenant_id: str, member_id: str, limit: int) -> list[Order]:
     return list(
         session.scalars(
             select(Order)
@@ -89,8 +90,7 @@ def orders_of_member(session: Session, tenant_id: str, member_id: str, limit: in
     )
 
 
-def events_of_member(session: Session, tenant_id: str, member_id: str, limit: int
-                     ) -> list[Event]:
+def events_of_member(session: Session, tenant_id: str, member_id: str, limit: int) -> list[Event]:
     return list(
         session.scalars(
             select(Event)

@@ -20,8 +20,9 @@ class OrderItem(Payload):
     sku: str = Field(default="", max_length=255)
     name: str | None = Field(default=None, max_length=500)
     category: str | None = Field(default=None, max_length=255)
-    labels: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list,
-                                                               max_length=100)
+    labels: list[Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=list, max_length=100
+    )
     quantity: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=20)] = Decimal(1)
     unit_price: Money | None = None
     amount: Money | None = None
@@ -45,8 +46,9 @@ class CartBase(Payload):
     tax_amount: Money = Decimal(0)
     discount_amount: Money = Decimal(0)
     total: Money | None = None
-    coupon_codes: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list,
-                                                                     max_length=50)
+    coupon_codes: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
     channel: str | None = Field(default=None, max_length=100)
     brand: str | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] = Field(default_factory=dict)

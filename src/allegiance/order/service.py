@@ -59,8 +59,14 @@ def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> 
         raise invalid(loc, f"has more than {exponent} decimal places for this currency")
 
 
-def prepare_order(program: CompiledProgram, payload: CartBase, *, order_id: str | None,
-                  now: datetime, loc_prefix: str = "body") -> PreparedOrder:
+def prepare_order(
+    program: CompiledProgram,
+    payload: CartBase,
+    *,
+    order_id: str | None,
+    now: datetime,
+    loc_prefix: str = "body",
+) -> PreparedOrder:
     """Check an order's money against the program currency and build its CEL context."""
     currency = payload.currency or program.currency
     if currency != program.currency:
@@ -83,10 +89,12 @@ def prepare_order(program: CompiledProgram, payload: CartBase, *, order_id: str 
             "name": item.name or "",
             "category": item.category or "",
             "labels": list(item.labels),
-            "quantity": int(quantity) if quantity == quantity.to_integral_value() else
-            float(quantity),
-            "unit_price": float(item.unit_price if item.unit_price is not None else
-                                (item.amount / quantity if quantity else 0)),
+            "quantity": _whole_or_float(quantity),
+            "unit_price": float(
+                item.unit_price
+                if item.unit_price is not None
+                else (item.amount / quantity if quantity else 0)
+            ),
             "amount": float(item.amount),
             "attributes": item.attributes,
         }
@@ -115,7 +123,7 @@ def prepare_order(program: CompiledProgram, payload: CartBase, *, order_id: str 
             "coupon_codes": list(payload.coupon_codes),
             "channel": payload.channel or "",
             "brand": payload.brand or "",
-            "quantity": float(sum((line.quantity for line in lines), Decimal(0))),
+            "quantity": _whole_or_float(sum((line.quantity for line in lines), Decimal(0))),
             "attributes": payload.attributes,
         },
         "account": {"id": "", "group": "", "attributes": {}},
@@ -133,7 +141,15 @@ def prepare_order(program: CompiledProgram, payload: CartBase, *, order_id: str 
     )
 
 
-def member_context(member: Member | None, exponent: int) -> dict[str, Any]:
+def _whole_or_float(value: Decimal) -> int | float:
+    """Quantities are CEL ints when whole (``item.quantity >= 5``), doubles when not."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def member_context(
+    member: Member | None, exponent: int, stats: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The member as CEL sees it; ``stats`` (a batch's running totals) override the row."""
     if member is None:
         return {
             "id": "", "email": "", "name": "", "phone": "", "locale": "", "tags": [],
@@ -154,8 +170,10 @@ def member_context(member: Member | None, exponent: int) -> dict[str, Any]:
         "enrolled_at": member.enrolled_at,
         "birthdate": member.birthdate.isoformat() if member.birthdate else "",
         "stats": {
-            "orders": member.orders_count,
-            "spend": float(Decimal(member.spend_minor).scaleb(-exponent)),
+            "orders": (stats or {}).get("orders_count", member.orders_count),
+            "spend": float(
+                Decimal((stats or {}).get("spend_minor", member.spend_minor)).scaleb(-exponent)
+            ),
             "points_earned": 0.0,
         },
         "segments": [],
@@ -163,8 +181,14 @@ def member_context(member: Member | None, exponent: int) -> dict[str, Any]:
     }
 
 
-def lock_members(session: Session, *, tenant_id: str, program: CompiledProgram,
-                 member_ids: list[str], now: datetime) -> dict[str, Member]:
+def lock_members(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member_ids: list[str],
+    now: datetime,
+) -> dict[str, Member]:
     """Create missing members, lock them (id order) and settle any lot that fell due."""
     found = members.ensure_locked(session, tenant_id, member_ids, now)
     for member in found.values():
@@ -181,13 +205,18 @@ def lock_members(session: Session, *, tenant_id: str, program: CompiledProgram,
     return found
 
 
-def _evaluate(program: CompiledProgram, prepared: PreparedOrder, member: Member | None,
-              usage: UsageBook) -> Evaluation:
+def _evaluate(
+    program: CompiledProgram,
+    prepared: PreparedOrder,
+    member: Member | None,
+    usage: UsageBook,
+    stats: dict[str, Any] | None = None,
+) -> Evaluation:
     if member is None:
         return Evaluation()
     exponent = currency_exponent(program.currency)
     context = dict(prepared.context)
-    context["member"] = member_context(member, exponent)
+    context["member"] = member_context(member, exponent, stats)
     return evaluate(
         program,
         event_type="order.completed",
@@ -199,14 +228,21 @@ def _evaluate(program: CompiledProgram, prepared: PreparedOrder, member: Member 
     )
 
 
-def book_orders(session: Session, *, tenant_id: str, program: CompiledProgram,
-                orders: list[PreparedOrder], now: datetime, emit_events: bool = True
-                ) -> list[Booking]:
+def book_orders(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    orders: list[PreparedOrder],
+    now: datetime,
+    emit_events: bool = True,
+) -> list[Booking]:
     """Book orders and what they earn. Order ids must be new (the insert enforces it)."""
     wallets = program.program.wallets
     member_ids = [o.member_id for o in orders if o.member_id]
-    locked = lock_members(session, tenant_id=tenant_id, program=program, member_ids=member_ids,
-                          now=now)
+    locked = lock_members(
+        session, tenant_id=tenant_id, program=program, member_ids=member_ids, now=now
+    )
     repository.insert_orders(
         session,
         [
@@ -228,8 +264,12 @@ def book_orders(session: Session, *, tenant_id: str, program: CompiledProgram,
         ],
     )
     rules = program.rules_by_event.get("order.completed", ())
-    keys = [k for o in orders if o.member_id for k in usage_keys(program, rules, o.member_id,
-                                                                 o.placed_at)]
+    keys = [
+        k
+        for o in orders
+        if o.member_id
+        for k in usage_keys(program, rules, o.member_id, o.placed_at)
+    ]
     usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=True)
     bookings: list[Booking] = []
     credits: list[Credit] = []
@@ -237,7 +277,8 @@ def book_orders(session: Session, *, tenant_id: str, program: CompiledProgram,
     events: list[dict[str, Any]] = []
     for o in orders:
         member = locked.get(o.member_id) if o.member_id else None
-        booking = Booking(order=o, evaluation=_evaluate(program, o, member, usage))
+        running = stats.get(member.member_id) if member is not None else None
+        booking = Booking(order=o, evaluation=_evaluate(program, o, member, usage, running))
         for share in booking.evaluation.shares:
             wallet = wallets[share.wallet]
             available = o.placed_at + timedelta(days=float(wallet.pending_days))
@@ -264,38 +305,75 @@ def book_orders(session: Session, *, tenant_id: str, program: CompiledProgram,
             s["spend_minor"] += o.total_minor
             s["first_order_at"] = min(filter(None, [s["first_order_at"], o.placed_at]))
             s["last_order_at"] = max(filter(None, [s["last_order_at"], o.placed_at]))
-            s["last_activity_at"] = max(filter(None, [s["last_activity_at"], o.placed_at]))
-            for c in booking.credits:
-                moment = c.available_at if c.available_at > now else _expiry(program, c)
-                if moment is not None:
-                    s["settle_at"] = min(filter(None, [s["settle_at"], moment]))
+            _touch(program, s, o.placed_at, booking.credits, now)
         if emit_events:
-            events.append(outbox.event_row(tenant_id, "order.completed", {
-                "order_id": o.order_id,
-                "member_id": o.member_id,
-                "total": money_str(o.total_minor, currency_exponent(program.currency)),
-                "placed_at": o.placed_at.isoformat(),
-                "points": _points_by_wallet(program, booking),
-            }, now))
+            events.append(
+                outbox.event_row(
+                    tenant_id,
+                    "order.completed",
+                    {
+                        "order_id": o.order_id,
+                        "member_id": o.member_id,
+                        "total": money_str(o.total_minor, currency_exponent(program.currency)),
+                        "placed_at": o.placed_at.isoformat(),
+                        "points": _points_by_wallet(program, booking),
+                    },
+                    now,
+                )
+            )
             for wallet_key, amount in booking.evaluation.totals_minor.items():
                 if amount > 0:
-                    events.append(outbox.event_row(tenant_id, "points.earned", {
-                        "member_id": o.member_id,
-                        "wallet": wallet_key,
-                        "amount": number(amount, wallets[wallet_key].precision),
-                        "order_id": o.order_id,
-                    }, now))
-    ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits,
-                  now=now)
+                    events.append(
+                        outbox.event_row(
+                            tenant_id,
+                            "points.earned",
+                            {
+                                "member_id": o.member_id,
+                                "wallet": wallet_key,
+                                "amount": number(amount, wallets[wallet_key].precision),
+                                "order_id": o.order_id,
+                            },
+                            now,
+                        )
+                    )
+    ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits, now=now)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
+    for s in stats.values():
+        if s["settle_at"] is not None and s["settle_at"] <= now:
+            # history older than its own expiry: settle now so balances are never stale
+            s["settle_at"] = ledger.settle_member(
+                session,
+                tenant_id=tenant_id,
+                program=program.program,
+                member_id=s["mid"],
+                last_activity_at=s["last_activity_at"],
+                now=now,
+            )
     members.update_stats(session, list(stats.values()))
     outbox.emit_many(session, events)
     return bookings
 
 
+def _touch(
+    program: CompiledProgram,
+    s: dict[str, Any],
+    activity_at: datetime,
+    credits: list[Credit],
+    now: datetime,
+) -> None:
+    """Record activity and bring ``settle_at`` forward to the next lot event it causes."""
+    s["last_activity_at"] = max(filter(None, [s["last_activity_at"], activity_at]))
+    moments = [s["settle_at"], ledger.inactivity_deadline(program.program, s["last_activity_at"])]
+    for c in credits:
+        moments.append(c.available_at if c.available_at > now else _expiry(program, c))
+    present = [m for m in moments if m is not None]
+    s["settle_at"] = min(present) if present else None
+
+
 def _expiry(program: CompiledProgram, c: Credit) -> datetime | None:
-    return ledger.expiry_for(program.program.wallets[c.wallet], program.program.timezone,
-                             c.available_at)
+    return ledger.expiry_for(
+        program.program.wallets[c.wallet], program.program.timezone, c.available_at
+    )
 
 
 def _stats_of(member: Member) -> dict[str, Any]:
@@ -318,12 +396,19 @@ def _points_by_wallet(program: CompiledProgram, booking: Booking) -> dict[str, i
     }
 
 
-def earn_effects(program: CompiledProgram, evaluation: Evaluation, credits: list[Credit],
-                 now: datetime) -> list[dict[str, Any]]:
+def earn_effects(
+    program: CompiledProgram, evaluation: Evaluation, credits: list[Credit], now: datetime
+) -> list[dict[str, Any]]:
     effects: list[dict[str, Any]] = []
     for m in evaluation.multipliers:
-        effects.append({"type": "points_multiplied", "wallet": m.wallet, "rule": m.rule,
-                        "factor": float(m.factor or 0)})
+        effects.append(
+            {
+                "type": "points_multiplied",
+                "wallet": m.wallet,
+                "rule": m.rule,
+                "factor": float(m.factor or 0),
+            }
+        )
     for c in credits:
         precision = program.program.wallets[c.wallet].precision
         pending = c.available_at > now
@@ -339,8 +424,9 @@ def earn_effects(program: CompiledProgram, evaluation: Evaluation, credits: list
     return effects
 
 
-def balances(session: Session, *, tenant_id: str, program: CompiledProgram, member_id: str | None
-             ) -> dict[str, Any]:
+def balances(
+    session: Session, *, tenant_id: str, program: CompiledProgram, member_id: str | None
+) -> dict[str, Any]:
     if not member_id:
         return {}
     cached = ledger.account_balances(session, tenant_id, member_id)
@@ -353,8 +439,9 @@ def balances(session: Session, *, tenant_id: str, program: CompiledProgram, memb
     }
 
 
-def order_response(session: Session, *, tenant_id: str, program: CompiledProgram,
-                   booking: Booking, now: datetime) -> dict[str, Any]:
+def order_response(
+    session: Session, *, tenant_id: str, program: CompiledProgram, booking: Booking, now: datetime
+) -> dict[str, Any]:
     o = booking.order
     return {
         "order_id": o.order_id,
@@ -363,37 +450,62 @@ def order_response(session: Session, *, tenant_id: str, program: CompiledProgram
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now),
-        "balances": balances(session, tenant_id=tenant_id, program=program,
-                             member_id=o.member_id),
+        "balances": balances(session, tenant_id=tenant_id, program=program, member_id=o.member_id),
     }
 
 
-def create_order(session: Session, *, tenant_id: str, program: CompiledProgram,
-                 order: PreparedOrder, now: datetime) -> dict[str, Any]:
+def create_order(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    order: PreparedOrder,
+    now: datetime,
+) -> dict[str, Any]:
     """Book one order (POST /v1/orders)."""
-    booking = book_orders(session, tenant_id=tenant_id, program=program, orders=[order],
-                          now=now)[0]
-    return order_response(session, tenant_id=tenant_id, program=program, booking=booking,
-                          now=now)
+    if repository.get_order(session, tenant_id, order.order_id) is not None:
+        # booked by an import or a connector, so there is no API response to replay
+        raise Conflict(
+            f"order {order.order_id!r} is already booked",
+            code="order_already_booked",
+            errors=[{"loc": ["body", "id"], "msg": "an order with this id exists"}],
+        )
+    booking = book_orders(session, tenant_id=tenant_id, program=program, orders=[order], now=now)[0]
+    return order_response(session, tenant_id=tenant_id, program=program, booking=booking, now=now)
 
 
-def evaluate_cart(session: Session, *, tenant_id: str, program: CompiledProgram,
-                  cart: PreparedOrder, now: datetime) -> dict[str, Any]:
+def evaluate_cart(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    cart: PreparedOrder,
+    now: datetime,
+) -> dict[str, Any]:
     """Dry run: what the cart would earn for this member now. Writes nothing."""
     member = members.get(session, tenant_id, cart.member_id) if cart.member_id else None
     rules = program.rules_by_event.get("order.completed", ())
     member_key = cart.member_id or ""
     usage = earning.load_usage(
-        session, tenant_id=tenant_id,
-        keys=usage_keys(program, rules, member_key, cart.placed_at), lock=False,
+        session,
+        tenant_id=tenant_id,
+        keys=usage_keys(program, rules, member_key, cart.placed_at),
+        lock=False,
     )
     if member is None:
         # an unknown or anonymous shopper: show what a new member would earn
-        member = Member(tenant_id=tenant_id, member_id=member_key or "anonymous", tags=[],
-                        attributes={}, orders_count=0, spend_minor=0, enrolled_at=now)
+        member = Member(
+            tenant_id=tenant_id,
+            member_id=member_key or "anonymous",
+            tags=[],
+            attributes={},
+            orders_count=0,
+            spend_minor=0,
+            enrolled_at=now,
+        )
     evaluation = _evaluate(program, cart, member, usage)
     wallets = program.program.wallets
-    points = {}
+    points: dict[str, int] = {}
     for share in evaluation.shares:
         points.setdefault(share.wallet, 0)
         points[share.wallet] += share.amount_minor
@@ -404,12 +516,26 @@ def evaluate_cart(session: Session, *, tenant_id: str, program: CompiledProgram,
         "points": {k: number(v, wallets[k].precision) for k, v in points.items()},
         "effects": [
             {**e, "type": "points_earned"} if e["type"] == "points_pending" else e
-            for e in earn_effects(program, evaluation, [
-                Credit(member_id=member_key, wallet=s.wallet, amount_minor=s.amount_minor,
-                       code="earn", source_type="cart", source_id="", idem_key="",
-                       available_at=now, effective_at=now, rule=s.rule)
-                for s in evaluation.shares
-            ], now)
+            for e in earn_effects(
+                program,
+                evaluation,
+                [
+                    Credit(
+                        member_id=member_key,
+                        wallet=s.wallet,
+                        amount_minor=s.amount_minor,
+                        code="earn",
+                        source_type="cart",
+                        source_id="",
+                        idem_key="",
+                        available_at=now,
+                        effective_at=now,
+                        rule=s.rule,
+                    )
+                    for s in evaluation.shares
+                ],
+                now,
+            )
         ],
         "totals": {
             "subtotal": money_str(cart.subtotal_minor, exponent),
@@ -423,8 +549,15 @@ def evaluate_cart(session: Session, *, tenant_id: str, program: CompiledProgram,
 # ---- refunds and cancellations -------------------------------------------------------------
 
 
-def refund_order(session: Session, *, tenant_id: str, program: CompiledProgram, order_id: str,
-                 refund: RefundCreate, now: datetime) -> dict[str, Any]:
+def refund_order(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    order_id: str,
+    refund: RefundCreate,
+    now: datetime,
+) -> dict[str, Any]:
     """Reverse points in proportion to the cumulative refunded share of the order."""
     exponent = currency_exponent(program.currency)
     if refund.amount is not None:
@@ -435,29 +568,64 @@ def refund_order(session: Session, *, tenant_id: str, program: CompiledProgram, 
         for index, item in enumerate(refund.items):
             _check_money(item.amount, exponent, ["body", "items", index, "amount"])
         amount = sum((item.amount for item in refund.items), Decimal(0))
-    return _reverse(session, tenant_id=tenant_id, program=program, order_id=order_id,
-                    source_type="refund", source_id=refund.id,
-                    amount_minor=to_minor(amount, exponent), payload=refund.model_dump(
-                        mode="json", exclude_none=True), now=now, cancel=False)
+    return _reverse(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        order_id=order_id,
+        source_type="refund",
+        source_id=refund.id,
+        amount_minor=to_minor(amount, exponent),
+        payload=refund.model_dump(mode="json", exclude_none=True),
+        now=now,
+        cancel=False,
+    )
 
 
-def cancel_order(session: Session, *, tenant_id: str, program: CompiledProgram, order_id: str,
-                 reason: str | None, now: datetime) -> dict[str, Any]:
+def cancel_order(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    order_id: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
     """Full reversal of what is not yet refunded; the order becomes ``cancelled``."""
-    return _reverse(session, tenant_id=tenant_id, program=program, order_id=order_id,
-                    source_type="cancel", source_id=f"cancel-{order_id}", amount_minor=None,
-                    payload={"reason": reason} if reason else {}, now=now, cancel=True)
+    return _reverse(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        order_id=order_id,
+        source_type="cancel",
+        source_id=f"cancel-{order_id}",
+        amount_minor=None,
+        payload={"reason": reason} if reason else {},
+        now=now,
+        cancel=True,
+    )
 
 
-def _reverse(session: Session, *, tenant_id: str, program: CompiledProgram, order_id: str,
-             source_type: str, source_id: str, amount_minor: int | None,
-             payload: dict[str, Any], now: datetime, cancel: bool) -> dict[str, Any]:
+def _reverse(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    order_id: str,
+    source_type: str,
+    source_id: str,
+    amount_minor: int | None,
+    payload: dict[str, Any],
+    now: datetime,
+    cancel: bool,
+) -> dict[str, Any]:
     order = repository.get_order(session, tenant_id, order_id)
     if order is None:
         raise NotFound(f"order {order_id!r} not found", code="order_not_found")
     if order.member_id:
-        lock_members(session, tenant_id=tenant_id, program=program,
-                     member_ids=[order.member_id], now=now)
+        lock_members(
+            session, tenant_id=tenant_id, program=program, member_ids=[order.member_id], now=now
+        )
     order = repository.get_order(session, tenant_id, order_id, lock=True)
     assert order is not None
     if order.status == "cancelled":
@@ -473,9 +641,15 @@ def _reverse(session: Session, *, tenant_id: str, program: CompiledProgram, orde
             code="refund_exceeds_order",
             errors=[{"loc": ["body", "amount"], "msg": "more than the unrefunded order total"}],
         )
-    repository.insert_refund(session, tenant_id=tenant_id, refund_id=source_id,
-                             order_id=order_id, amount_minor=amount_minor,
-                             payload=payload, created_at=now)
+    repository.insert_refund(
+        session,
+        tenant_id=tenant_id,
+        refund_id=source_id,
+        order_id=order_id,
+        amount_minor=amount_minor,
+        payload=payload,
+        created_at=now,
+    )
     cumulative = order.refunded_minor + amount_minor
     effects: list[dict[str, Any]] = []
     if order.member_id and order.total_minor > 0:
@@ -491,18 +665,27 @@ def _reverse(session: Session, *, tenant_id: str, program: CompiledProgram, orde
             if delta <= 0:
                 continue
             voided, taken = ledger.reverse_order_points(
-                session, tenant_id=tenant_id, program=program.program,
-                member_id=order.member_id, order_id=order_id, wallet=wallet_key,
-                amount_minor=delta, source_type=source_type, source_id=source_id, now=now,
+                session,
+                tenant_id=tenant_id,
+                program=program.program,
+                member_id=order.member_id,
+                order_id=order_id,
+                wallet=wallet_key,
+                amount_minor=delta,
+                source_type=source_type,
+                source_id=source_id,
+                now=now,
             )
-            effects.append({
-                "type": "points_reversed",
-                "wallet": wallet_key,
-                "amount": number(voided + taken, wallet.precision),
-                "pending_voided": number(voided, wallet.precision),
-                "active_reversed": number(taken, wallet.precision),
-                "not_reversed": number(delta - voided - taken, wallet.precision),
-            })
+            effects.append(
+                {
+                    "type": "points_reversed",
+                    "wallet": wallet_key,
+                    "amount": number(voided + taken, wallet.precision),
+                    "pending_voided": number(voided, wallet.precision),
+                    "active_reversed": number(taken, wallet.precision),
+                    "not_reversed": number(delta - voided - taken, wallet.precision),
+                }
+            )
     status = "cancelled" if cancel else order.status
     repository.set_refunded(session, tenant_id, order_id, cumulative, status)
     if order.member_id:
@@ -512,13 +695,20 @@ def _reverse(session: Session, *, tenant_id: str, program: CompiledProgram, orde
             s["spend_minor"] -= amount_minor
             if cancel:
                 s["orders_count"] = max(0, s["orders_count"] - 1)
-            s["last_activity_at"] = max(filter(None, [s["last_activity_at"], now]))
+            # a refund is not member activity: the inactivity clock is left alone
             members.update_stats(session, [s])
-    outbox.emit(session, tenant_id=tenant_id,
-                type_="order.cancelled" if cancel else "order.refunded",
-                data={"order_id": order_id, "member_id": order.member_id,
-                      "amount": money_str(amount_minor, exponent),
-                      "refunded_total": money_str(cumulative, exponent)}, now=now)
+    outbox.emit(
+        session,
+        tenant_id=tenant_id,
+        type_="order.cancelled" if cancel else "order.refunded",
+        data={
+            "order_id": order_id,
+            "member_id": order.member_id,
+            "amount": money_str(amount_minor, exponent),
+            "refunded_total": money_str(cumulative, exponent),
+        },
+        now=now,
+    )
     key = "cancel_id" if cancel else "refund_id"
     return {
         key: source_id,
@@ -527,30 +717,47 @@ def _reverse(session: Session, *, tenant_id: str, program: CompiledProgram, orde
         "amount": money_str(amount_minor, exponent),
         "refunded_total": money_str(cumulative, exponent),
         "effects": effects,
-        "balances": balances(session, tenant_id=tenant_id, program=program,
-                             member_id=order.member_id),
+        "balances": balances(
+            session, tenant_id=tenant_id, program=program, member_id=order.member_id
+        ),
     }
 
 
 # ---- custom events ---------------------------------------------------------------------
 
 
-def record_event(session: Session, *, tenant_id: str, program: CompiledProgram,
-                 event: EventCreate, now: datetime) -> dict[str, Any]:
+def record_event(
+    session: Session, *, tenant_id: str, program: CompiledProgram, event: EventCreate, now: datetime
+) -> dict[str, Any]:
     """Store a behaviour event and book what its rules earn (active at once, no pending)."""
+    if event.type.startswith("order."):
+        raise invalid(["body", "type"], "order.* events come from POST /v1/orders, not events")
     occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
-    locked = lock_members(session, tenant_id=tenant_id, program=program,
-                          member_ids=[event.member_id], now=now)
+    locked = lock_members(
+        session, tenant_id=tenant_id, program=program, member_ids=[event.member_id], now=now
+    )
     member = locked[event.member_id]
-    repository.insert_events(session, [{
-        "tenant_id": tenant_id, "event_id": event.id, "type": event.type,
-        "member_id": event.member_id, "occurred_at": occurred_at,
-        "properties": event.properties, "created_at": now,
-    }])
+    repository.insert_events(
+        session,
+        [
+            {
+                "tenant_id": tenant_id,
+                "event_id": event.id,
+                "type": event.type,
+                "member_id": event.member_id,
+                "occurred_at": occurred_at,
+                "properties": event.properties,
+                "created_at": now,
+            }
+        ],
+    )
     rules = program.rules_by_event.get(event.type, ())
-    usage = earning.load_usage(session, tenant_id=tenant_id,
-                               keys=usage_keys(program, rules, event.member_id, occurred_at),
-                               lock=True)
+    usage = earning.load_usage(
+        session,
+        tenant_id=tenant_id,
+        keys=usage_keys(program, rules, event.member_id, occurred_at),
+        lock=True,
+    )
     exponent = currency_exponent(program.currency)
     amount = event.properties.get("amount")
     event_amount = None
@@ -560,57 +767,92 @@ def record_event(session: Session, *, tenant_id: str, program: CompiledProgram,
         except ArithmeticError:
             event_amount = None
     context = {
-        "event": {"id": event.id, "type": event.type, "occurred_at": occurred_at,
-                  "properties": event.properties},
+        "event": {
+            "id": event.id,
+            "type": event.type,
+            "occurred_at": occurred_at,
+            "properties": event.properties,
+        },
         "member": member_context(member, exponent),
         "account": {"id": "", "group": "", "attributes": {}},
         "now": now,
     }
-    evaluation = evaluate(program, event_type=event.type, context=context, lines=[],
-                          member_id=event.member_id, at=occurred_at, usage=usage,
-                          event_amount=event_amount)
+    evaluation = evaluate(
+        program,
+        event_type=event.type,
+        context=context,
+        lines=[],
+        member_id=event.member_id,
+        at=occurred_at,
+        usage=usage,
+        event_amount=event_amount,
+    )
     credits = [
-        Credit(member_id=event.member_id, wallet=s.wallet, amount_minor=s.amount_minor,
-               code="earn", source_type="event", source_id=event.id,
-               idem_key=f"event/{event.id}/earn/{s.wallet}/{s.rule}", available_at=occurred_at,
-               effective_at=occurred_at, rule=s.rule)
+        Credit(
+            member_id=event.member_id,
+            wallet=s.wallet,
+            amount_minor=s.amount_minor,
+            code="earn",
+            source_type="event",
+            source_id=event.id,
+            idem_key=f"event/{event.id}/earn/{s.wallet}/{s.rule}",
+            available_at=occurred_at,
+            effective_at=occurred_at,
+            rule=s.rule,
+        )
         for s in evaluation.shares
     ]
-    ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits,
-                  now=max(now, occurred_at))
+    ledger.credit(
+        session,
+        tenant_id=tenant_id,
+        program=program.program,
+        credits=credits,
+        now=max(now, occurred_at),
+    )
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
     s = _stats_of(member)
-    s["last_activity_at"] = max(filter(None, [s["last_activity_at"], occurred_at]))
-    for c in credits:
-        moment = _expiry(program, c)
-        if moment is not None:
-            s["settle_at"] = min(filter(None, [s["settle_at"], moment]))
+    _touch(program, s, occurred_at, credits, max(now, occurred_at))
     members.update_stats(session, [s])
-    outbox.emit(session, tenant_id=tenant_id, type_=event.type,
-                data={"event_id": event.id, "member_id": event.member_id,
-                      "properties": event.properties}, now=now)
+    outbox.emit(
+        session,
+        tenant_id=tenant_id,
+        type_=event.type,
+        data={"event_id": event.id, "member_id": event.member_id, "properties": event.properties},
+        now=now,
+    )
     return {
         "event_id": event.id,
         "type": event.type,
         "member_id": event.member_id,
         "rules_applied": evaluation.applied,
         "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)),
-        "balances": balances(session, tenant_id=tenant_id, program=program,
-                             member_id=event.member_id),
+        "balances": balances(
+            session, tenant_id=tenant_id, program=program, member_id=event.member_id
+        ),
     }
 
 
 def orders_of_member(session: Session, *, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
     return [
-        {"order_id": o.order_id, "placed_at": o.placed_at.isoformat(), "status": o.status,
-         "total_minor": o.total_minor, "refunded_minor": o.refunded_minor, "payload": o.payload}
+        {
+            "order_id": o.order_id,
+            "placed_at": o.placed_at.isoformat(),
+            "status": o.status,
+            "total_minor": o.total_minor,
+            "refunded_minor": o.refunded_minor,
+            "payload": o.payload,
+        }
         for o in repository.orders_of_member(session, tenant_id, member_id, 100_000)
     ]
 
 
 def events_of_member(session: Session, *, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
     return [
-        {"event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at.isoformat(),
-         "properties": e.properties}
+        {
+            "event_id": e.event_id,
+            "type": e.type,
+            "occurred_at": e.occurred_at.isoformat(),
+            "properties": e.properties,
+        }
         for e in repository.events_of_member(session, tenant_id, member_id, 100_000)
     ]

@@ -15,9 +15,12 @@ router = APIRouter(prefix="/v1/domain-events", tags=["domain events"])
 
 
 @router.get("")
-def list_domain_events(type: str | None = None, limit: int | None = Query(default=None, ge=1),
-                       cursor: str | None = None,
-                       caller: Caller = Depends(require("admin"))) -> Response:
+def list_domain_events(
+    type: str | None = None,
+    limit: int | None = Query(default=None, ge=1),
+    cursor: str | None = None,
+    caller: Caller = Depends(require("admin")),
+) -> Response:
     settings = get_settings()
     size = min(limit or settings.page_size_default, settings.page_size_max)
     after = None
@@ -27,10 +30,15 @@ def list_domain_events(type: str | None = None, limit: int | None = Query(defaul
         except (BadCursor, TypeError, ValueError) as exc:
             raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
     with read_session() as session:
-        rows = service.list_events(session, tenant_id=caller.tenant_id, type_=type,
-                                   limit=size + 1, after_id=after)
+        rows = service.list_events(
+            session, tenant_id=caller.tenant_id, type_=type, limit=size + 1, after_id=after
+        )
     page = rows[:size]
-    return json_response({
-        "data": [service.envelope(e) for e in page],
-        "next_cursor": encode_cursor(page[-1].id) if len(rows) > size else None,
-    })
+    return json_response(
+        {
+            "data": [service.envelope(e) for e in page],
+            # always a cursor: polling resumes after the last event seen (or where it was)
+            "next_cursor": encode_cursor(page[-1].id) if page else cursor,
+            "has_more": len(rows) > size,
+        }
+    )

@@ -16,8 +16,9 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
         bulk_insert(session, OutboxEvent.__table__, rows)
 
 
-def list_events(session: Session, tenant_id: str, type_: str | None, limit: int,
-                after_id: int | None) -> list[OutboxEvent]:
+def list_events(
+    session: Session, tenant_id: str, type_: str | None, limit: int, after_id: int | None
+) -> list[OutboxEvent]:
     stmt = select(OutboxEvent).where(OutboxEvent.tenant_id == tenant_id)
     if type_:
         stmt = stmt.where(OutboxEvent.type == type_)
@@ -33,5 +34,3 @@ def count_by_type(session: Session, tenant_id: str) -> dict[str, int]:
         .group_by(OutboxEvent.type)
     )
     return {r[0]: int(r[1]) for r in rows}
-
-

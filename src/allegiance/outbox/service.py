@@ -26,8 +26,9 @@ def event_row(tenant_id: str, type_: str, data: dict[str, Any], now: datetime) -
     }
 
 
-def emit(session: Session, *, tenant_id: str, type_: str, data: dict[str, Any],
-         now: datetime) -> None:
+def emit(
+    session: Session, *, tenant_id: str, type_: str, data: dict[str, Any], now: datetime
+) -> None:
     repository.insert_events(session, [event_row(tenant_id, type_, data, now)])
 
 
@@ -45,6 +46,7 @@ def envelope(event: Any) -> dict[str, Any]:
     }
 
 
-def list_events(session: Session, *, tenant_id: str, type_: str | None, limit: int,
-                after_id: int | None) -> list[Any]:
+def list_events(
+    session: Session, *, tenant_id: str, type_: str | None, limit: int, after_id: int | None
+) -> list[Any]:
     return repository.list_events(session, tenant_id, type_, limit, after_id)

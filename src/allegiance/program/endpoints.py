@@ -26,18 +26,27 @@ async def _document(request: Request) -> Any:
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             mark = getattr(exc, "problem_mark", None)
             loc = ["body", f"line {mark.line + 1}"] if mark else ["body"]
-            raise ValidationFailed("the YAML document does not parse", code="malformed_yaml",
-                                   status=400, errors=[{"loc": loc, "msg": str(exc)}]) from exc
+            raise ValidationFailed(
+                "the YAML document does not parse",
+                code="malformed_yaml",
+                status=400,
+                errors=[{"loc": loc, "msg": str(exc)}],
+            ) from exc
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ValidationFailed("the JSON document does not parse", code="malformed_json",
-                               status=400, errors=[{"loc": ["body"], "msg": str(exc)}]) from exc
+        raise ValidationFailed(
+            "the JSON document does not parse",
+            code="malformed_json",
+            status=400,
+            errors=[{"loc": ["body"], "msg": str(exc)}],
+        ) from exc
 
 
 @router.put("")
-async def put_program(request: Request, dry_run: bool = False,
-                      caller: Caller = Depends(require("admin"))) -> Response:
+async def put_program(
+    request: Request, dry_run: bool = False, caller: Caller = Depends(require("admin"))
+) -> Response:
     document = await _document(request)
     service.check_program(document)
     if dry_run:
@@ -46,8 +55,9 @@ async def put_program(request: Request, dry_run: bool = False,
 
     def apply() -> dict[str, Any]:
         with write_session(get_engine()) as session:
-            return service.apply_program(session, tenant_id=caller.tenant_id,
-                                         document=document, now=caller.now)
+            return service.apply_program(
+                session, tenant_id=caller.tenant_id, document=document, now=caller.now
+            )
 
     return json_response(await run_in_threadpool(apply))
 
@@ -61,5 +71,9 @@ def get_program(caller: Caller = Depends(require("admin"))) -> Response:
 @router.get("/versions")
 def get_versions(caller: Caller = Depends(require("admin"))) -> Response:
     with read_session() as session:
-        return json_response({"data": service.list_versions(session, tenant_id=caller.tenant_id),
-                              "next_cursor": None})
+        return json_response(
+            {
+                "data": service.list_versions(session, tenant_id=caller.tenant_id),
+                "next_cursor": None,
+            }
+        )

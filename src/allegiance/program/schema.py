@@ -74,12 +74,16 @@ class Earn(Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Earn:
         given = [
-            k for k in ("per_amount", "per_quantity", "fixed", "percent") if getattr(self, k) is not None
+            k
+            for k in ("per_amount", "per_quantity", "fixed", "percent")
+            if getattr(self, k) is not None
         ]
         if not given:
             raise ValueError("earn needs one of per_amount, per_quantity, fixed, percent")
         if len(given) > 1:
-            raise ValueError(f"earn takes one of per_amount, per_quantity, fixed, percent, got {given}")
+            raise ValueError(
+                f"earn takes one of per_amount, per_quantity, fixed, percent, got {given}"
+            )
         return self
 
 
@@ -130,8 +134,13 @@ class Campaign(Strict):
     name: str | None = None
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    budget: Positive | None = None
-    wallet: Key | None = None
+    budget: Positive | None = None  # points, in the wallet of each rule that draws on it
+
+    @model_validator(mode="after")
+    def _window(self) -> Campaign:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
 
 
 class TierBenefits(Strict):
@@ -149,6 +158,12 @@ class TierLevel(Strict):
 class TierWindow(Strict):
     mode: Literal["lifetime", "rolling_days", "calendar_year"] = "lifetime"
     days: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _days(self) -> TierWindow:
+        if self.mode == "rolling_days" and self.days is None:
+            raise ValueError("window mode rolling_days needs 'days'")
+        return self
 
 
 class TierDowngrade(Strict):

@@ -28,8 +28,9 @@ def check_program(document: Any) -> Program:
     return program
 
 
-def apply_program(session: Session, *, tenant_id: str, document: dict[str, Any],
-                  now: datetime) -> dict[str, Any]:
+def apply_program(
+    session: Session, *, tenant_id: str, document: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """Store the document as the tenant's next version and make it current."""
     program = check_program(document)
     prepare_counters(session, tenant_id=tenant_id, program=program)

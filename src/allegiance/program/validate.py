@@ -92,8 +92,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
         program = Program.model_validate(document)
     except ValidationError as exc:
         return None, [
-            {"loc": list(err["loc"]), "msg": _message(err)}
-            for err in exc.errors(include_url=False)
+            {"loc": list(err["loc"]), "msg": _message(err)} for err in exc.errors(include_url=False)
         ]
     errors: list[dict[str, Any]] = []
     settings = get_settings()
@@ -112,8 +111,6 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
         if campaign.key in seen:
             errors.append({"loc": ["campaigns", index, "key"], "msg": "duplicate campaign key"})
         seen.add(campaign.key)
-        if campaign.wallet and campaign.wallet not in program.wallets:
-            errors.append({"loc": ["campaigns", index, "wallet"], "msg": _unknown_wallet(program)})
     seen = set()
     for index, rule in enumerate(program.rules):
         loc: list[str | int] = ["rules", index]
@@ -135,8 +132,10 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                 _check(errors, [*loc, part_name, "items"], part.items, sample, ITEM_ROOTS)
         if part is not None and part.wallet and part.wallet not in program.wallets:
             errors.append({"loc": [*loc, part_name, "wallet"], "msg": _unknown_wallet(program)})
-        if rule.earn and not is_order and (
-            rule.earn.per_amount is not None or rule.earn.per_quantity is not None
+        if (
+            rule.earn
+            and not is_order
+            and (rule.earn.per_amount is not None or rule.earn.per_quantity is not None)
         ):
             errors.append(
                 {

@@ -21,8 +21,9 @@ class ApiKeyCreate(BaseModel):
 @router.post("", status_code=201)
 def create_key(body: ApiKeyCreate, caller: Caller = Depends(require("admin"))) -> Response:
     with write_session() as session:
-        key = service.create_api_key(session, tenant_id=caller.tenant_id, scope=body.scope,
-                                     name=body.name, now=caller.now)
+        key = service.create_api_key(
+            session, tenant_id=caller.tenant_id, scope=body.scope, name=body.name, now=caller.now
+        )
     return json_response({"id": key.key_id, "scope": key.scope, "api_key": key.api_key}, 201)
 
 
@@ -30,18 +31,27 @@ def create_key(body: ApiKeyCreate, caller: Caller = Depends(require("admin"))) -
 def list_keys(caller: Caller = Depends(require("admin"))) -> Response:
     with read_session() as session:
         keys = repository.list_keys(session, caller.tenant_id)
-    return json_response({"data": [
-        {"id": k.id, "scope": k.scope, "name": k.name, "prefix": k.prefix,
-         "created_at": k.created_at.isoformat(),
-         "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None}
-        for k in keys
-    ], "next_cursor": None})
+    return json_response(
+        {
+            "data": [
+                {
+                    "id": k.id,
+                    "scope": k.scope,
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "created_at": k.created_at.isoformat(),
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+                for k in keys
+            ],
+            "next_cursor": None,
+        }
+    )
 
 
 @router.delete("/{key_id}", status_code=204)
 def revoke_key(key_id: str, caller: Caller = Depends(require("admin"))) -> Response:
     with write_session() as session:
-        service.revoke_api_key(session, tenant_id=caller.tenant_id, key_id=key_id,
-                               now=caller.now)
+        service.revoke_api_key(session, tenant_id=caller.tenant_id, key_id=key_id, now=caller.now)
     forget_cached_keys()
     return Response(status_code=204)

@@ -43,7 +43,7 @@ def revoke_key(session: Session, *, tenant_id: str, key_id: str, now: datetime) 
         .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def current_program_version(session: Session, tenant_id: str) -> int | None:

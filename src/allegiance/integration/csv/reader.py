@@ -20,12 +20,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ORDER_FIELDS = {"id", "member_id", "placed_at", "currency", "total", "shipping_amount",
-                "tax_amount", "discount_amount", "channel", "brand", "coupon_codes"}
+ORDER_FIELDS = {
+    "id",
+    "member_id",
+    "placed_at",
+    "currency",
+    "total",
+    "shipping_amount",
+    "tax_amount",
+    "discount_amount",
+    "channel",
+    "brand",
+    "coupon_codes",
+}
 ITEM_FIELDS = {"sku", "name", "category", "labels", "quantity", "unit_price", "amount"}
 ORDER_ALIASES = {"order_id": "id", "customer_id": "member_id"}
-MEMBER_FIELDS = {"member_id", "email", "name", "phone", "birthdate", "locale", "tags",
-                 "account_id", "referral_code", "enrolled_at"}
+MEMBER_FIELDS = {
+    "member_id",
+    "email",
+    "name",
+    "phone",
+    "birthdate",
+    "locale",
+    "tags",
+    "account_id",
+    "referral_code",
+    "enrolled_at",
+}
 MEMBER_ALIASES = {"id": "member_id", "customer_id": "member_id"}
 LIST_FIELDS = {"coupon_codes", "labels", "tags"}
 
@@ -64,8 +85,12 @@ def _jsonl(path: Path) -> Iterator[Record]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield Record(number, None, f"not valid JSON: {exc.msg} at column {exc.colno}",
-                             raw=text.rstrip("\n"))
+                yield Record(
+                    number,
+                    None,
+                    f"not valid JSON: {exc.msg} at column {exc.colno}",
+                    raw=text.rstrip("\n"),
+                )
                 continue
             if not isinstance(value, dict):
                 yield Record(number, None, "each line must be a JSON object", raw=value)
@@ -100,8 +125,7 @@ def _convert(name: str, value: str) -> Any:
     return value
 
 
-def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str
-              ) -> Iterator[Record]:
+def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str) -> Iterator[Record]:
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         names = _header(reader, known, aliases)
@@ -110,8 +134,9 @@ def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(names):
-                yield Record(number, None, f"expected {len(names)} columns, got {len(row)}",
-                             raw=row)
+                yield Record(
+                    number, None, f"expected {len(names)} columns, got {len(row)}", raw=row
+                )
                 continue
             data: dict[str, Any] = {}
             attributes: dict[str, Any] = {}
@@ -142,8 +167,9 @@ def _order_csv(path: Path) -> Iterator[Record]:
                 if current is not None:
                     yield current
                     current = None
-                yield Record(number, None, f"expected {len(names)} columns, got {len(row)}",
-                             raw=row)
+                yield Record(
+                    number, None, f"expected {len(names)} columns, got {len(row)}", raw=row
+                )
                 continue
             order: dict[str, Any] = {}
             item: dict[str, Any] = {}
@@ -161,8 +187,12 @@ def _order_csv(path: Path) -> Iterator[Record]:
             if attributes:
                 order["attributes"] = attributes
             order_id = order.get("id")
-            if current is not None and current.data is not None and order_id is not None \
-                    and current.data.get("id") == order_id:
+            if (
+                current is not None
+                and current.data is not None
+                and order_id is not None
+                and current.data.get("id") == order_id
+            ):
                 if item:
                     current.data.setdefault("items", []).append(item)
                 current.raw.append(row)

@@ -55,8 +55,10 @@ class _Rejects:
 
     def write(self, record: Record, errors: list[dict[str, Any]]) -> None:
         self.count += 1
-        self.handle.write(json.dumps({"line": record.line, "errors": errors,
-                                      "record": record.raw}, default=str) + "\n")
+        self.handle.write(
+            json.dumps({"line": record.line, "errors": errors, "record": record.raw}, default=str)
+            + "\n"
+        )
 
     def close(self) -> None:
         self.handle.close()
@@ -66,16 +68,25 @@ class _Rejects:
 
 def _errors_of(exc: Exception) -> list[dict[str, Any]]:
     if isinstance(exc, ValidationError):
-        return [{"loc": list(e["loc"]), "msg": str(e["msg"]).removeprefix("Value error, ")}
-                for e in exc.errors(include_url=False)]
+        return [
+            {"loc": list(e["loc"]), "msg": str(e["msg"]).removeprefix("Value error, ")}
+            for e in exc.errors(include_url=False)
+        ]
     if isinstance(exc, DomainError):
         return exc.errors or [{"loc": [], "msg": exc.detail}]
     return [{"loc": [], "msg": str(exc)}]
 
 
-def import_orders(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
-                  batch_size: int = 500, progress: Progress | None = None,
-                  emit_events: bool = False) -> ImportReport:
+def import_orders(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    path: Path,
+    now: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+    emit_events: bool = False,
+) -> ImportReport:
     report = ImportReport()
     with read_session(engine) as session:
         program = require_program(session, tenant_id=tenant_id)
@@ -99,8 +110,9 @@ def import_orders(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
     return report
 
 
-def _counted(records: Iterator[Record], report: ImportReport, progress: Progress | None
-             ) -> Iterator[Record]:
+def _counted(
+    records: Iterator[Record], report: ImportReport, progress: Progress | None
+) -> Iterator[Record]:
     for record in records:
         report.read += 1
         if progress is not None and report.read % 1000 == 0:
@@ -108,8 +120,9 @@ def _counted(records: Iterator[Record], report: ImportReport, progress: Progress
         yield record
 
 
-def _prepare(program: CompiledProgram, record: Record, now: datetime, rejects: _Rejects
-             ) -> PreparedOrder | None:
+def _prepare(
+    program: CompiledProgram, record: Record, now: datetime, rejects: _Rejects
+) -> PreparedOrder | None:
     if record.data is None:
         rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
         return None
@@ -121,9 +134,16 @@ def _prepare(program: CompiledProgram, record: Record, now: datetime, rejects: _
         return None
 
 
-def _flush(engine: Engine, tenant_id: str, program: CompiledProgram,
-           batch: list[tuple[Record, PreparedOrder]], now: datetime, report: ImportReport,
-           rejects: _Rejects, emit_events: bool) -> None:
+def _flush(
+    engine: Engine,
+    tenant_id: str,
+    program: CompiledProgram,
+    batch: list[tuple[Record, PreparedOrder]],
+    now: datetime,
+    report: ImportReport,
+    rejects: _Rejects,
+    emit_events: bool,
+) -> None:
     # duplicates inside the batch: the first occurrence wins, later ones are rejected
     unique: dict[str, tuple[Record, PreparedOrder]] = {}
     for record, prepared in batch:
@@ -137,21 +157,37 @@ def _flush(engine: Engine, tenant_id: str, program: CompiledProgram,
         # isolate the record that breaks the batch; book the others one by one
         for record, prepared in unique.values():
             try:
-                _book(engine, tenant_id, program, [(record, prepared)], now, report,
-                      emit_events)
+                _book(engine, tenant_id, program, [(record, prepared)], now, report, emit_events)
             except (IntegrityError, DomainError) as exc:
                 rejects.write(record, _errors_of(exc))
 
 
-def _book(engine: Engine, tenant_id: str, program: CompiledProgram,
-          items: list[tuple[Record, PreparedOrder]], now: datetime, report: ImportReport,
-          emit_events: bool) -> None:
+def _book(
+    engine: Engine,
+    tenant_id: str,
+    program: CompiledProgram,
+    items: list[tuple[Record, PreparedOrder]],
+    now: datetime,
+    report: ImportReport,
+    emit_events: bool,
+) -> None:
     with write_session(engine) as session:
-        existing = orders_repo.existing_order_ids(session, tenant_id,
-                                                  [p.order_id for _, p in items])
+        existing = orders_repo.existing_order_ids(
+            session, tenant_id, [p.order_id for _, p in items]
+        )
         fresh = [p for _, p in items if p.order_id not in existing]
-        bookings = book_orders(session, tenant_id=tenant_id, program=program, orders=fresh,
-                               now=now, emit_events=emit_events) if fresh else []
+        bookings = (
+            book_orders(
+                session,
+                tenant_id=tenant_id,
+                program=program,
+                orders=fresh,
+                now=now,
+                emit_events=emit_events,
+            )
+            if fresh
+            else []
+        )
     report.skipped += len(items) - len(fresh)
     report.booked += len(fresh)
     for booking in bookings:
@@ -159,8 +195,15 @@ def _book(engine: Engine, tenant_id: str, program: CompiledProgram,
             report.points[wallet] = report.points.get(wallet, 0) + amount
 
 
-def import_members(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
-                   batch_size: int = 500, progress: Progress | None = None) -> ImportReport:
+def import_members(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    path: Path,
+    now: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> ImportReport:
     report = ImportReport()
     rejects = _Rejects(rejected_path(path))
     try:
@@ -191,21 +234,26 @@ def import_members(engine: Engine, *, tenant_id: str, path: Path, now: datetime,
     return report
 
 
-def _upsert_members(engine: Engine, tenant_id: str,
-                    batch: list[tuple[Record, str, MemberUpsert]], now: datetime,
-                    report: ImportReport, rejects: _Rejects) -> None:
+def _upsert_members(
+    engine: Engine,
+    tenant_id: str,
+    batch: list[tuple[Record, str, MemberUpsert]],
+    now: datetime,
+    report: ImportReport,
+    rejects: _Rejects,
+) -> None:
     try:
         with write_session(engine) as session:
             for _, member_id, data in batch:
-                upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data,
-                              now=now)
+                upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data, now=now)
         report.booked += len(batch)
     except (IntegrityError, DomainError):
         for record, member_id, data in batch:
             try:
                 with write_session(engine) as session:
-                    upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data,
-                                  now=now)
+                    upsert_member(
+                        session, tenant_id=tenant_id, member_id=member_id, data=data, now=now
+                    )
                 report.booked += 1
             except (IntegrityError, DomainError) as exc:
                 rejects.write(record, _errors_of(exc))

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 01:06:32.538366
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import allegiance.kit.orm
 
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -21,247 +21,318 @@ depends_on = None
 
 def upgrade() -> None:
 
-    op.create_table('events',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('event_id', sa.String(length=255), nullable=False),
-    sa.Column('type', sa.String(length=100), nullable=False),
-    sa.Column('member_id', sa.String(length=255), nullable=True),
-    sa.Column('occurred_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'event_id')
+    op.create_table(
+        "events",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=255), nullable=False),
+        sa.Column("type", sa.String(length=100), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=True),
+        sa.Column("occurred_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "properties",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "event_id"),
     )
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index('ix_events_member', ['tenant_id', 'member_id', 'occurred_at'], unique=False)
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_events_member", ["tenant_id", "member_id", "occurred_at"], unique=False
+        )
 
-    op.create_table('idempotency_records',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('kind', sa.String(length=40), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('status_code', sa.Integer(), nullable=False),
-    sa.Column('response', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'kind', 'key')
+    op.create_table(
+        "idempotency_records",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column(
+            "response",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "kind", "key"),
     )
-    op.create_table('ledger_accounts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('wallet', sa.String(length=64), nullable=False),
-    sa.Column('owner_type', sa.String(length=20), nullable=False),
-    sa.Column('owner_id', sa.String(length=255), nullable=False),
-    sa.Column('posted_minor', sa.BigInteger(), nullable=False),
-    sa.Column('pending_minor', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('tenant_id', 'wallet', 'owner_type', 'owner_id')
+    op.create_table(
+        "ledger_accounts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("wallet", sa.String(length=64), nullable=False),
+        sa.Column("owner_type", sa.String(length=20), nullable=False),
+        sa.Column("owner_id", sa.String(length=255), nullable=False),
+        sa.Column("posted_minor", sa.BigInteger(), nullable=False),
+        sa.Column("pending_minor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "wallet", "owner_type", "owner_id"),
     )
-    op.create_table('ledger_lots',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('wallet', sa.String(length=64), nullable=False),
-    sa.Column('account_id', sa.BigInteger(), nullable=False),
-    sa.Column('member_id', sa.String(length=255), nullable=False),
-    sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.Column('remaining_minor', sa.BigInteger(), nullable=False),
-    sa.Column('available_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('order_id', sa.String(length=255), nullable=True),
-    sa.Column('transfer_id', sa.BigInteger(), nullable=True),
-    sa.Column('rule', sa.String(length=64), nullable=True),
-    sa.Column('notified_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "ledger_lots",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("wallet", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("remaining_minor", sa.BigInteger(), nullable=False),
+        sa.Column("available_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("order_id", sa.String(length=255), nullable=True),
+        sa.Column("transfer_id", sa.BigInteger(), nullable=True),
+        sa.Column("rule", sa.String(length=64), nullable=True),
+        sa.Column("notified_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table('ledger_lots', schema=None) as batch_op:
-        batch_op.create_index('ix_lots_account', ['account_id', 'status'], unique=False)
-        batch_op.create_index('ix_lots_expiry_due', ['tenant_id', 'status', 'expires_at'], unique=False)
-        batch_op.create_index('ix_lots_order', ['tenant_id', 'order_id'], unique=False)
-        batch_op.create_index('ix_lots_pending_due', ['tenant_id', 'status', 'available_at'], unique=False)
+    with op.batch_alter_table("ledger_lots", schema=None) as batch_op:
+        batch_op.create_index("ix_lots_account", ["account_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_lots_expiry_due", ["tenant_id", "status", "expires_at"], unique=False
+        )
+        batch_op.create_index("ix_lots_order", ["tenant_id", "order_id"], unique=False)
+        batch_op.create_index(
+            "ix_lots_pending_due", ["tenant_id", "status", "available_at"], unique=False
+        )
 
-    op.create_table('ledger_transfers',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('wallet', sa.String(length=64), nullable=False),
-    sa.Column('debit_account_id', sa.BigInteger(), nullable=False),
-    sa.Column('credit_account_id', sa.BigInteger(), nullable=False),
-    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.Column('code', sa.String(length=20), nullable=False),
-    sa.Column('phase', sa.String(length=10), nullable=False),
-    sa.Column('pending_id', sa.BigInteger(), nullable=True),
-    sa.Column('member_id', sa.String(length=255), nullable=True),
-    sa.Column('order_id', sa.String(length=255), nullable=True),
-    sa.Column('source_type', sa.String(length=20), nullable=False),
-    sa.Column('source_id', sa.String(length=255), nullable=False),
-    sa.Column('rule', sa.String(length=64), nullable=True),
-    sa.Column('reason', sa.String(length=500), nullable=True),
-    sa.Column('lot_id', sa.BigInteger(), nullable=True),
-    sa.Column('idem_key', sa.String(length=400), nullable=False),
-    sa.Column('effective_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('tenant_id', 'idem_key')
+    op.create_table(
+        "ledger_transfers",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("wallet", sa.String(length=64), nullable=False),
+        sa.Column("debit_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("credit_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("code", sa.String(length=20), nullable=False),
+        sa.Column("phase", sa.String(length=10), nullable=False),
+        sa.Column("pending_id", sa.BigInteger(), nullable=True),
+        sa.Column("member_id", sa.String(length=255), nullable=True),
+        sa.Column("order_id", sa.String(length=255), nullable=True),
+        sa.Column("source_type", sa.String(length=20), nullable=False),
+        sa.Column("source_id", sa.String(length=255), nullable=False),
+        sa.Column("rule", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("lot_id", sa.BigInteger(), nullable=True),
+        sa.Column("idem_key", sa.String(length=400), nullable=False),
+        sa.Column("effective_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "idem_key"),
     )
-    with op.batch_alter_table('ledger_transfers', schema=None) as batch_op:
-        batch_op.create_index('ix_transfers_member', ['tenant_id', 'member_id', 'id'], unique=False)
-        batch_op.create_index('ix_transfers_order', ['tenant_id', 'order_id'], unique=False)
+    with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
+        batch_op.create_index("ix_transfers_member", ["tenant_id", "member_id", "id"], unique=False)
+        batch_op.create_index("ix_transfers_order", ["tenant_id", "order_id"], unique=False)
 
-    op.create_table('members',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('member_id', sa.String(length=255), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=True),
-    sa.Column('name', sa.String(length=200), nullable=True),
-    sa.Column('phone', sa.String(length=50), nullable=True),
-    sa.Column('birthdate', sa.Date(), nullable=True),
-    sa.Column('locale', sa.String(length=20), nullable=True),
-    sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('account_id', sa.String(length=255), nullable=True),
-    sa.Column('referral_code', sa.String(length=100), nullable=True),
-    sa.Column('enrolled_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('erased_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_activity_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('orders_count', sa.Integer(), nullable=False),
-    sa.Column('spend_minor', sa.BigInteger(), nullable=False),
-    sa.Column('first_order_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_order_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('settle_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('tenant_id', 'member_id')
+    op.create_table(
+        "members",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("phone", sa.String(length=50), nullable=True),
+        sa.Column("birthdate", sa.Date(), nullable=True),
+        sa.Column("locale", sa.String(length=20), nullable=True),
+        sa.Column(
+            "tags",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "attributes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("account_id", sa.String(length=255), nullable=True),
+        sa.Column("referral_code", sa.String(length=100), nullable=True),
+        sa.Column("enrolled_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("erased_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_activity_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("orders_count", sa.Integer(), nullable=False),
+        sa.Column("spend_minor", sa.BigInteger(), nullable=False),
+        sa.Column("first_order_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_order_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("settle_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "member_id"),
     )
-    with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.create_index('ix_members_email', ['tenant_id', 'email'], unique=False)
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.create_index("ix_members_email", ["tenant_id", "email"], unique=False)
 
-    op.create_table('orders',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('order_id', sa.String(length=255), nullable=False),
-    sa.Column('member_id', sa.String(length=255), nullable=True),
-    sa.Column('placed_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('currency', sa.String(length=3), nullable=False),
-    sa.Column('subtotal_minor', sa.BigInteger(), nullable=False),
-    sa.Column('total_minor', sa.BigInteger(), nullable=False),
-    sa.Column('refunded_minor', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('program_version', sa.Integer(), nullable=True),
-    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'order_id')
+    op.create_table(
+        "orders",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("order_id", sa.String(length=255), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=True),
+        sa.Column("placed_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("subtotal_minor", sa.BigInteger(), nullable=False),
+        sa.Column("total_minor", sa.BigInteger(), nullable=False),
+        sa.Column("refunded_minor", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("program_version", sa.Integer(), nullable=True),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "order_id"),
     )
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.create_index('ix_orders_member', ['tenant_id', 'member_id', 'placed_at'], unique=False)
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_orders_member", ["tenant_id", "member_id", "placed_at"], unique=False
+        )
 
-    op.create_table('outbox_events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=40), nullable=False),
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('type', sa.String(length=100), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('dispatched_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('event_id')
+    op.create_table(
+        "outbox_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.String(length=100), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "data",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("dispatched_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("event_id"),
     )
-    with op.batch_alter_table('outbox_events', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_pending', ['dispatched_at', 'id'], unique=False)
-        batch_op.create_index('ix_outbox_tenant_type', ['tenant_id', 'type'], unique=False)
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_pending", ["dispatched_at", "id"], unique=False)
+        batch_op.create_index("ix_outbox_tenant_type", ["tenant_id", "type"], unique=False)
 
-    op.create_table('refunds',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('refund_id', sa.String(length=255), nullable=False),
-    sa.Column('order_id', sa.String(length=255), nullable=False),
-    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'refund_id')
+    op.create_table(
+        "refunds",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("refund_id", sa.String(length=255), nullable=False),
+        sa.Column("order_id", sa.String(length=255), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "refund_id"),
     )
-    with op.batch_alter_table('refunds', schema=None) as batch_op:
-        batch_op.create_index('ix_refunds_order', ['tenant_id', 'order_id'], unique=False)
+    with op.batch_alter_table("refunds", schema=None) as batch_op:
+        batch_op.create_index("ix_refunds_order", ["tenant_id", "order_id"], unique=False)
 
-    op.create_table('rule_usage',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('scope', sa.String(length=80), nullable=False),
-    sa.Column('member_id', sa.String(length=255), nullable=False),
-    sa.Column('period_key', sa.String(length=20), nullable=False),
-    sa.Column('count', sa.Integer(), nullable=False),
-    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'scope', 'member_id', 'period_key')
+    op.create_table(
+        "rule_usage",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("scope", sa.String(length=80), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("period_key", sa.String(length=20), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "scope", "member_id", "period_key"),
     )
-    op.create_table('tenants',
-    sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('program_version', sa.Integer(), nullable=True),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "tenants",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("program_version", sa.Integer(), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
-    op.create_table('api_keys',
-    sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('key_hash', sa.String(length=64), nullable=False),
-    sa.Column('prefix', sa.String(length=24), nullable=False),
-    sa.Column('scope', sa.String(length=20), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=True),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('key_hash')
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=24), nullable=False),
+        sa.Column("scope", sa.String(length=20), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key_hash"),
     )
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.create_index('ix_api_keys_tenant', ['tenant_id'], unique=False)
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_api_keys_tenant", ["tenant_id"], unique=False)
 
-    op.create_table('program_versions',
-    sa.Column('tenant_id', sa.String(length=40), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('document', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('tenant_id', 'version')
+    op.create_table(
+        "program_versions",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column(
+            "document",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tenant_id", "version"),
     )
-
 
 
 def downgrade() -> None:
 
-    op.drop_table('program_versions')
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.drop_index('ix_api_keys_tenant')
+    op.drop_table("program_versions")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_api_keys_tenant")
 
-    op.drop_table('api_keys')
-    op.drop_table('tenants')
-    op.drop_table('rule_usage')
-    with op.batch_alter_table('refunds', schema=None) as batch_op:
-        batch_op.drop_index('ix_refunds_order')
+    op.drop_table("api_keys")
+    op.drop_table("tenants")
+    op.drop_table("rule_usage")
+    with op.batch_alter_table("refunds", schema=None) as batch_op:
+        batch_op.drop_index("ix_refunds_order")
 
-    op.drop_table('refunds')
-    with op.batch_alter_table('outbox_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_tenant_type')
-        batch_op.drop_index('ix_outbox_pending')
+    op.drop_table("refunds")
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_tenant_type")
+        batch_op.drop_index("ix_outbox_pending")
 
-    op.drop_table('outbox_events')
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.drop_index('ix_orders_member')
+    op.drop_table("outbox_events")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_member")
 
-    op.drop_table('orders')
-    with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.drop_index('ix_members_email')
+    op.drop_table("orders")
+    with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.drop_index("ix_members_email")
 
-    op.drop_table('members')
-    with op.batch_alter_table('ledger_transfers', schema=None) as batch_op:
-        batch_op.drop_index('ix_transfers_order')
-        batch_op.drop_index('ix_transfers_member')
+    op.drop_table("members")
+    with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
+        batch_op.drop_index("ix_transfers_order")
+        batch_op.drop_index("ix_transfers_member")
 
-    op.drop_table('ledger_transfers')
-    with op.batch_alter_table('ledger_lots', schema=None) as batch_op:
-        batch_op.drop_index('ix_lots_pending_due')
-        batch_op.drop_index('ix_lots_order')
-        batch_op.drop_index('ix_lots_expiry_due')
-        batch_op.drop_index('ix_lots_account')
+    op.drop_table("ledger_transfers")
+    with op.batch_alter_table("ledger_lots", schema=None) as batch_op:
+        batch_op.drop_index("ix_lots_pending_due")
+        batch_op.drop_index("ix_lots_order")
+        batch_op.drop_index("ix_lots_expiry_due")
+        batch_op.drop_index("ix_lots_account")
 
-    op.drop_table('ledger_lots')
-    op.drop_table('ledger_accounts')
-    op.drop_table('idempotency_records')
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_member')
+    op.drop_table("ledger_lots")
+    op.drop_table("ledger_accounts")
+    op.drop_table("idempotency_records")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_member")
 
-    op.drop_table('events')
-
+    op.drop_table("events")
