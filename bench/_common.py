@@ -272,3 +272,58 @@ def count_orders(database_url: str, tenant_id: str) -> int | None:
         return None
     finally:
         engine.dispose()
+
+
+def _proc_stats() -> dict[int, tuple[str, int, float]]:
+    """pid → (command name, parent pid, CPU seconds used) for every process (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[str, int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ... utime stime": comm may hold spaces, so split after ")"
+        head, _, rest = raw.rpartition(")")
+        fields = rest.split()
+        if len(fields) < 13:
+            continue
+        comm = head.partition("(")[2]
+        stats[int(entry.name)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return stats
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def cpu_seconds(
+    root_pid: int | None, command: str | None = None, cmdline_has: str | None = None
+) -> float | None:
+    """CPU seconds used so far by ``root_pid`` and its descendants, or by every process whose
+    command name is ``command`` and whose command line contains ``cmdline_has`` (Postgres
+    backends show "postgres: USER DATABASE HOST(PORT) ..."). None off Linux."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    stats = _proc_stats()
+    if command is not None:
+        return sum(
+            cpu
+            for pid, (comm, _, cpu) in stats.items()
+            if comm == command and (cmdline_has is None or cmdline_has in _cmdline(pid))
+        )
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root_pid] if root_pid is not None else []
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][2]
+        todo.extend(children.get(pid, []))
+    return total

@@ -50,6 +50,7 @@ from _common import (
     BenchError,
     PgTarget,
     count_orders,
+    cpu_seconds,
     create_tenant,
     find_pgbench,
     install_sigterm_handler,
@@ -172,6 +173,11 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     first_errors: list[str] = field(default_factory=list)
+    socket_error_kinds: dict[str, int] = field(default_factory=dict)
+    # CPU time per answered request (all statuses) of the API processes and of Postgres: less
+    # sensitive than throughput to other work on a shared machine
+    server_cpu_ms: float | None = None
+    db_cpu_ms: float | None = None
 
     @property
     def orders_per_s(self) -> float:
@@ -206,6 +212,13 @@ class Level:
             elif ratio < RATIO_TARGET:
                 reasons.append(f"ratio {ratio:.2f} < {RATIO_TARGET}")
         return not reasons, reasons
+
+
+def per_order_ms(before: float | None, after: float | None, result: LoadResult) -> float | None:
+    answered = result.ok + result.non_201
+    if before is None or after is None or answered == 0:
+        return None
+    return max(0.0, after - before) * 1000 / answered
 
 
 # --------------------------------------------------------------------------- pgbench
@@ -499,6 +512,7 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         max_ms=data["max_us"] / 1000,
         first_errors=list(data["first_errors"]),
+        socket_error_kinds={k: int(v) for k, v in data["socket_errors"].items() if v},
     )
 
 
@@ -524,6 +538,7 @@ def _python_worker(
         statuses: dict[str, int] = {}
         errors: list[str] = []
         socket_errors = 0
+        error_kinds: dict[str, int] = {}
         counter = 0
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
@@ -546,6 +561,8 @@ def _python_worker(
                         response = await client.post("/v1/orders", content=body)
                     except httpx.HTTPError as exc:
                         socket_errors += 1
+                        kind = type(exc).__name__
+                        error_kinds[kind] = error_kinds.get(kind, 0) + 1
                         if len(errors) < 3:
                             errors.append(f"socket {exc!r}")
                         continue
@@ -562,6 +579,7 @@ def _python_worker(
             "latencies": latencies,
             "statuses": statuses,
             "socket_errors": socket_errors,
+            "error_kinds": error_kinds,
             "errors": errors,
         }
 
@@ -634,12 +652,17 @@ def run_python_load(
         for key, count in r["statuses"].items():
             statuses[key] = statuses.get(key, 0) + count
     ok = statuses.get("201", 0)
+    kinds: dict[str, int] = {}
+    for r in results:
+        for key, count in r["error_kinds"].items():
+            kinds[key] = kinds.get(key, 0) + count
     return LoadResult(
         clients=clients,
         duration_s=max(r["elapsed"] for r in results),
         ok=ok,
         non_201=sum(statuses.values()) - ok,
         socket_errors=sum(r["socket_errors"] for r in results),
+        socket_error_kinds=kinds,
         statuses=statuses,
         p50_ms=percentile(latencies, 50) * 1000,
         p90_ms=percentile(latencies, 90) * 1000,
@@ -659,8 +682,11 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 
 def markdown_table(levels: list[Level], check_ratio: bool) -> str:
-    head = "| clients | orders/s | p50 ms | p90 ms | p99 ms | max ms | non-201 | socket err |"
-    rule = "|---:|---:|---:|---:|---:|---:|---:|---:|"
+    head = (
+        "| clients | orders/s | p50 ms | p90 ms | p99 ms | max ms | non-201 | socket err "
+        "| API CPU ms/order | DB CPU ms/order |"
+    )
+    rule = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     if check_ratio:
         head += " pgbench tps | ratio |"
         rule += "---:|---:|"
@@ -679,6 +705,8 @@ def markdown_table(levels: list[Level], check_ratio: bool) -> str:
             fmt(load.max_ms if load else None, 1),
             str(load.non_201) if load else "n/a",
             str(load.socket_errors) if load else "n/a",
+            fmt(load.server_cpu_ms if load else None, 1),
+            fmt(load.db_cpu_ms if load else None, 1),
         ]
         if check_ratio:
             cells += [fmt(level.pgbench_tps), fmt(level.ratio, 2)]
@@ -799,24 +827,36 @@ def main(argv: list[str] | None = None) -> int:
             loadgen = "wrk" if use_wrk else "python (asyncio+httpx)"
             log(f"load generator: {loadgen}")
 
+            # the benchmark database's backends (not Postgres's background processes)
+            backends = f" {pg_target.dbname} " if pg_target is not None else ""
+
             def load(clients: int, duration: int, tag: str) -> LoadResult:
                 prefix = f"{run_tag}-{tag}"
+                assert server is not None
+                server_cpu = cpu_seconds(server.pid)
+                db_cpu = None if pg_target is None else cpu_seconds(None, "postgres", backends)
                 if use_wrk:
                     assert wrk is not None
                     script = tmp / f"orders-{tag}.lua"
                     write_wrk_script(script, fragments, prefix, api_key)
-                    return run_wrk(
+                    result = run_wrk(
                         wrk, script, base_url, clients, duration, threads=args.loadgen_procs
                     )
-                return run_python_load(
-                    base_url,
-                    api_key,
-                    fragments,
-                    prefix,
-                    clients,
-                    duration,
-                    processes=args.loadgen_procs,
-                )
+                else:
+                    result = run_python_load(
+                        base_url,
+                        api_key,
+                        fragments,
+                        prefix,
+                        clients,
+                        duration,
+                        processes=args.loadgen_procs,
+                    )
+                result.server_cpu_ms = per_order_ms(server_cpu, cpu_seconds(server.pid), result)
+                if db_cpu is not None:
+                    db_after = cpu_seconds(None, "postgres", backends)
+                    result.db_cpu_ms = per_order_ms(db_cpu, db_after, result)
+                return result
 
             accepted = 1  # the smoke order
             # a load generator stops at its deadline without reading the responses still in
@@ -917,6 +957,11 @@ def main(argv: list[str] | None = None) -> int:
         if first >= 0:
             print("\n```\n" + "\n".join(server_log_text[first:].splitlines()[:40]) + "\n```")
     for level in levels:
+        if level.load and level.load.socket_error_kinds:
+            kinds = ", ".join(f"{k} {v}" for k, v in level.load.socket_error_kinds.items())
+            print(
+                f"- {level.clients} clients, socket errors: {kinds} (timeout = no answer in 10 s)"
+            )
         if level.load and level.load.first_errors:
             print(f"- {level.clients} clients, statuses {level.load.statuses}; first errors:")
             for error in level.load.first_errors[:3]:

@@ -31,7 +31,11 @@ def run(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProce
     env["ALLEGIANCE_CLOCK_OVERRIDE"] = "false"
     return subprocess.run(
         [sys.executable, "-m", "allegiance.cli", *args, "--database-url", url],
-        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -76,25 +80,37 @@ def test_program_validate(url: str, tmp_dir: Path) -> None:
     assert ok.returncode == 0, ok.stderr
 
     as_json = tmp_dir / "program.json"
-    as_json.write_text(json.dumps({"name": "J", "currency": "USD",
-                                   "rules": [{"key": "a", "on": "order.completed",
-                                              "earn": {"per_amount": 1}}]}), encoding="utf-8")
+    as_json.write_text(
+        json.dumps(
+            {
+                "name": "J",
+                "currency": "USD",
+                "rules": [{"key": "a", "on": "order.completed", "earn": {"per_amount": 1}}],
+            }
+        ),
+        encoding="utf-8",
+    )
     assert run(url, "program", "validate", str(as_json)).returncode == 0
 
     broken = tmp_dir / "broken.yaml"
-    broken.write_text(DEMO_PROGRAM.read_text(encoding="utf-8").replace(
-        'when: "order.total >= 100.0"', 'when: "order.total >= 100"\n    colour: red'
-    ).replace("earn: {per_amount: 1}", 'earn: {per_amount: 1}\n    when: "order.totl > 1.0"'),
-        encoding="utf-8")
+    broken.write_text(
+        DEMO_PROGRAM.read_text(encoding="utf-8")
+        .replace('when: "order.total >= 100.0"', 'when: "order.total >= 100"\n    colour: red')
+        .replace("earn: {per_amount: 1}", 'earn: {per_amount: 1}\n    when: "order.totl > 1.0"'),
+        encoding="utf-8",
+    )
     bad = run(url, "program", "validate", str(broken))
     assert bad.returncode == 1, (bad.stdout, bad.stderr)
     assert "rules.2.colour" in bad.stderr
     assert "unknown key" in bad.stderr
 
     located = tmp_dir / "located.yaml"
-    located.write_text(DEMO_PROGRAM.read_text(encoding="utf-8").replace(
-        "earn: {per_amount: 1}", 'earn: {per_amount: 1}\n    when: "order.totl > 1.0"'),
-        encoding="utf-8")
+    located.write_text(
+        DEMO_PROGRAM.read_text(encoding="utf-8").replace(
+            "earn: {per_amount: 1}", 'earn: {per_amount: 1}\n    when: "order.totl > 1.0"'
+        ),
+        encoding="utf-8",
+    )
     bad = run(url, "program", "validate", str(located))
     assert bad.returncode == 1
     assert "rules.0.when" in bad.stderr
@@ -107,8 +123,11 @@ def test_program_validate(url: str, tmp_dir: Path) -> None:
 
 
 def _versions(url: str, tenant_id: str) -> list[int]:
-    rows = sql(url, "SELECT version FROM program_versions WHERE tenant_id = :t ORDER BY version",
-               t=tenant_id)
+    rows = sql(
+        url,
+        "SELECT version FROM program_versions WHERE tenant_id = :t ORDER BY version",
+        t=tenant_id,
+    )
     return [r[0] for r in rows]
 
 
@@ -121,8 +140,12 @@ def test_program_apply(url: str, tmp_dir: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "version 2" in again.stdout
     broken = tmp_dir / "broken.yaml"
-    broken.write_text(DEMO_PROGRAM.read_text(encoding="utf-8").replace(
-        "timezone: America/New_York", "timezone: America/Nowhere"), encoding="utf-8")
+    broken.write_text(
+        DEMO_PROGRAM.read_text(encoding="utf-8").replace(
+            "timezone: America/New_York", "timezone: America/Nowhere"
+        ),
+        encoding="utf-8",
+    )
     bad = run(url, "program", "apply", str(broken), "--tenant", tenant["tenant_id"])
     assert bad.returncode == 1
     assert "timezone" in bad.stderr
@@ -139,16 +162,20 @@ def _orders_csv(path: Path, count: int) -> Path:
             # two lines per order; the second line of every 5th order has 5 CDs (x2)
             when = f"2026-03-{1 + n % 28:02d}T12:00:00Z"
             writer.writerow([f"o{n}", f"m{n % 7}", when, "cd-a", "music", "1", "10.00"])
-            writer.writerow([f"o{n}", f"m{n % 7}", when, "cd-b", "music",
-                             "5" if n % 5 == 0 else "1", "20.00"])
+            writer.writerow(
+                [f"o{n}", f"m{n % 7}", when, "cd-b", "music", "5" if n % 5 == 0 else "1", "20.00"]
+            )
         writer.writerow(["bad", "m1", "yesterday", "x", "music", "1", "1.00"])
     return path
 
 
 def _member_balances(url: str, tenant_id: str) -> dict[str, tuple[int, int]]:
-    rows = sql(url, "SELECT owner_id, posted_minor, pending_minor FROM ledger_accounts "
-               "WHERE tenant_id = :t AND owner_type = 'member' AND wallet = 'points'",
-               t=tenant_id)
+    rows = sql(
+        url,
+        "SELECT owner_id, posted_minor, pending_minor FROM ledger_accounts "
+        "WHERE tenant_id = :t AND owner_type = 'member' AND wallet = 'points'",
+        t=tenant_id,
+    )
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
@@ -157,13 +184,16 @@ def test_import_jobs_and_ledger_verify(url: str, tmp_dir: Path) -> None:
     tid = tenant["tenant_id"]
     assert run(url, "program", "apply", str(DEMO_PROGRAM), "--tenant", tid).returncode == 0
     path = _orders_csv(tmp_dir / "orders.csv", 40)
-    imported = run(url, "import", "orders", str(path), "--tenant", tid,
-                   "--now", "2026-04-01T00:00:00Z")
+    imported = run(
+        url, "import", "orders", str(path), "--tenant", tid, "--now", "2026-04-01T00:00:00Z"
+    )
     assert imported.returncode == 0, imported.stderr
     assert "booked 40" in imported.stdout
     assert "rejected 1" in imported.stdout
-    rejects = [json.loads(line) for line in
-               (tmp_dir / "orders.csv.rejected.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_dir / "orders.csv.rejected.jsonl").read_text().splitlines()
+    ]
     assert [r["line"] for r in rejects] == [82]
     assert rejects[0]["errors"]
 
@@ -191,8 +221,12 @@ def test_import_jobs_and_ledger_verify(url: str, tmp_dir: Path) -> None:
     assert sum(p for p, _ in balances.values()) == total
     assert run(url, "ledger", "verify", "--tenant", tid).returncode == 0
 
-    sql(url, "UPDATE ledger_accounts SET posted_minor = posted_minor + 1 "
-        "WHERE owner_type = 'member' AND tenant_id = :t", t=tid)
+    sql(
+        url,
+        "UPDATE ledger_accounts SET posted_minor = posted_minor + 1 "
+        "WHERE owner_type = 'member' AND tenant_id = :t",
+        t=tid,
+    )
     broken = run(url, "ledger", "verify", "--tenant", tid)
     assert broken.returncode == 1
     assert "breach" in broken.stderr
@@ -200,8 +234,12 @@ def test_import_jobs_and_ledger_verify(url: str, tmp_dir: Path) -> None:
     if not url.startswith("postgresql"):  # a database of our own: every tenant is ours
         everything = run(url, "ledger", "verify")
         assert everything.returncode == 1
-    sql(url, "UPDATE ledger_accounts SET posted_minor = posted_minor - 1 "
-        "WHERE owner_type = 'member' AND tenant_id = :t", t=tid)
+    sql(
+        url,
+        "UPDATE ledger_accounts SET posted_minor = posted_minor - 1 "
+        "WHERE owner_type = 'member' AND tenant_id = :t",
+        t=tid,
+    )
     assert run(url, "ledger", "verify", "--tenant", tid).returncode == 0
 
 

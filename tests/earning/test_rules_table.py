@@ -433,7 +433,66 @@ CASES = [
         ],
         [Step([item("1.00")], {"points": 1}, {"half-a": 1})],
     ),  # 0.5 + 0.5, not 0 + 0
+    Case(
+        "a stop rule whose limit is used up does not stop",
+        [
+            {
+                "key": "first-order",
+                "earn": {"fixed": 100},
+                "limit": {"per_member": 1},
+                "stop": True,
+            },
+            ONE,
+        ],
+        [
+            Step([item("10.00")], {"points": 100}, {"first-order": 100}),
+            Step([item("10.00")], {"points": 10}, {"base": 10}),
+        ],
+    ),
+    Case(
+        "percent of the matching lines only",
+        [
+            ONE,
+            {
+                "key": "books-back",
+                "earn": {"wallet": "credit", "percent": 5, "items": "item.category == 'books'"},
+            },
+        ],
+        # 5 % of 19.99 = 0.9995, floored to 0.99; the 80.00 line is not a book
+        [
+            Step(
+                [item("19.99", category="books"), item("80.00")],
+                {"points": 99, "credit": 0.99},
+                {"base": 99, "books-back": 0.99},
+            )
+        ],
+        wallets={
+            "points": {"precision": 0},
+            "credit": {"kind": "credit", "precision": 2, "rounding": "floor"},
+        },
+    ),
+    Case(
+        "conditions on the member",
+        [
+            ONE,
+            {"key": "vip", "when": "'vip' in member.tags", "multiply": {"factor": 2}},
+            {"key": "returning", "when": "member.stats.orders >= 1", "earn": {"fixed": 5}},
+        ],
+        [
+            Step(
+                [item("10.00")],
+                {"points": 20},
+                {"base": 20},
+                member="vip1",
+                multiplied={"vip": 2.0},
+            ),
+            Step([item("10.00")], {"points": 25}, {"base": 20, "returning": 5}, member="vip1"),
+            Step([item("10.00")], {"points": 10}, {"base": 10}, member="plain", multiplied={}),
+        ],
+    ),
 ]
+
+MEMBER_TAGS = {"vip1": ["vip"]}
 
 
 def _earned(effects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -464,7 +523,8 @@ def test_rules_table(case: Case, api: Api, tenant: tuple[str, str]) -> None:
     apply_program(api, program_of(case))
     members = sorted({s.member for s in case.steps})
     for member in members:
-        assert api.put(f"/v1/members/{member}", json={}).status_code == 201
+        profile = {"tags": MEMBER_TAGS.get(member, [])}
+        assert api.put(f"/v1/members/{member}", json=profile).status_code == 201
     wallets = program_of(case)["wallets"]
     totals: dict[str, dict[str, float]] = {m: dict.fromkeys(wallets, 0) for m in members}
     for index, step in enumerate(case.steps):
@@ -523,6 +583,50 @@ REVIEW_PROGRAM: dict[str, Any] = {
         },
     ],
 }
+
+
+def test_evaluate_for_an_anonymous_cart(api: Api, tenant: tuple[str, str]) -> None:
+    apply_program(api, program_of(CASES[0]))
+    dry = api.post("/v1/evaluate", json={"items": [item("10.50"), item("4.25")]})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["points"] == {"points": 29}
+    assert api.get("/v1/domain-events").json()["data"] == []
+    assert ledger_ok(tenant[0]) == []
+
+
+def test_event_percent_of_amount(api: Api, tenant: tuple[str, str]) -> None:
+    apply_program(
+        api,
+        {
+            "name": "Recycling",
+            "currency": "USD",
+            "wallets": {
+                "points": {"precision": 0},
+                "credit": {"kind": "credit", "precision": 2, "rounding": "half_up"},
+            },
+            "rules": [
+                {
+                    "key": "recycle",
+                    "on": "recycling.returned",
+                    "earn": {"wallet": "credit", "percent": 10},
+                }
+            ],
+        },
+    )
+    api.now = LATER
+    response = api.post(
+        "/v1/events",
+        json={
+            "id": "rc1",
+            "type": "recycling.returned",
+            "member_id": "m1",
+            "properties": {"amount": 25.45},
+        },
+    )
+    assert response.status_code == 201, response.text
+    # 10 % of 25.45 = 2.545, half_up 2.55
+    assert response.json()["balances"]["credit"] == {"active": 2.55, "pending": 0}
+    assert ledger_ok(tenant[0]) == []
 
 
 def test_event_rule_with_monthly_limit(api: Api, tenant: tuple[str, str]) -> None:

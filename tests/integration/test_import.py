@@ -22,39 +22,105 @@ PROGRAM: dict[str, Any] = {
     "name": "Import",
     "currency": "USD",
     "timezone": "UTC",
-    "wallets": {"points": {"precision": 0, "rounding": "floor"},
-                "credit": {"kind": "credit", "precision": 2, "rounding": "half_up"}},
+    "wallets": {
+        "points": {"precision": 0, "rounding": "floor"},
+        "credit": {"kind": "credit", "precision": 2, "rounding": "half_up"},
+    },
     "rules": [
-        {"key": "base", "on": "order.completed",
-         "earn": {"per_amount": 1, "items": "item.category != 'shipping'"}},
-        {"key": "promo-x2", "on": "order.completed",
-         "multiply": {"factor": 2, "items": "'promo' in item.labels"}},
-        {"key": "big", "on": "order.completed", "when": "order.total >= 100.0",
-         "earn": {"fixed": 25}, "limit": {"per_member": 1, "period": "month"}},
+        {
+            "key": "base",
+            "on": "order.completed",
+            "earn": {"per_amount": 1, "items": "item.category != 'shipping'"},
+        },
+        {
+            "key": "promo-x2",
+            "on": "order.completed",
+            "multiply": {"factor": 2, "items": "'promo' in item.labels"},
+        },
+        {
+            "key": "big",
+            "on": "order.completed",
+            "when": "order.total >= 100.0",
+            "earn": {"fixed": 25},
+            "limit": {"per_member": 1, "period": "month"},
+        },
         {"key": "cashback", "on": "order.completed", "earn": {"wallet": "credit", "percent": 1.5}},
     ],
 }
 
-HEADER = ["id", "member_id", "placed_at", "total", "sku", "name", "category", "labels",
-          "quantity", "unit_price", "amount"]
+HEADER = [
+    "id",
+    "member_id",
+    "placed_at",
+    "total",
+    "sku",
+    "name",
+    "category",
+    "labels",
+    "quantity",
+    "unit_price",
+    "amount",
+]
 
 # (file line, row); the header is line 1
 ROWS: list[list[str]] = [
-    ["o1", "m1", "2026-03-01T10:00:00Z", "", "A", "Book", "books", "promo;new", "2", "10.00",
-     "20.00"],
-    ["o1", "m1", "2026-03-01T10:00:00Z", "", "S", "Shipping", "shipping", "", "1", "4.99",
-     "4.99"],
+    [
+        "o1",
+        "m1",
+        "2026-03-01T10:00:00Z",
+        "",
+        "A",
+        "Book",
+        "books",
+        "promo;new",
+        "2",
+        "10.00",
+        "20.00",
+    ],
+    ["o1", "m1", "2026-03-01T10:00:00Z", "", "S", "Shipping", "shipping", "", "1", "4.99", "4.99"],
     ["o2", "m2", "2026-03-02T10:00:00Z", "", "B", "Lamp", "home", "", "1", "120.50", "120.50"],
     ["o3", "m1", "2026-03-03T10:00:00Z", "", "C", "Pen", "office", "", "1", "abc", "abc"],
-    ["o4", "m1", "2026-03-04T10:00:00Z", "150.00", "D", "Desk", "home", "", "1", "100.00",
-     "100.00"],
-    ["o4", "m1", "2026-03-04T10:00:00Z", "150.00", "E", "Chair", "home", "promo", "1", "45.00",
-     "45.00"],
-    ["o4", "m1", "2026-03-04T10:00:00Z", "150.00", "S", "Shipping", "shipping", "", "1", "5.00",
-     "5.00"],
+    [
+        "o4",
+        "m1",
+        "2026-03-04T10:00:00Z",
+        "150.00",
+        "D",
+        "Desk",
+        "home",
+        "",
+        "1",
+        "100.00",
+        "100.00",
+    ],
+    [
+        "o4",
+        "m1",
+        "2026-03-04T10:00:00Z",
+        "150.00",
+        "E",
+        "Chair",
+        "home",
+        "promo",
+        "1",
+        "45.00",
+        "45.00",
+    ],
+    [
+        "o4",
+        "m1",
+        "2026-03-04T10:00:00Z",
+        "150.00",
+        "S",
+        "Shipping",
+        "shipping",
+        "",
+        "1",
+        "5.00",
+        "5.00",
+    ],
     ["o5", "m3", "2026-03-05T10:00:00Z"],  # too few columns
-    ["o6", "m3", "2026-03-06T10:00:00Z", "", "F", "Mug", "kitchen", "promo", "3", "3.33",
-     "9.99"],
+    ["o6", "m3", "2026-03-06T10:00:00Z", "", "F", "Mug", "kitchen", "promo", "3", "3.33", "9.99"],
     ["o7", "m2", "2026-03-07T10:00:00Z", "", "G", "Cup", "kitchen", "", "1", "1.999", "1.999"],
     ["o8", "m2", "2026-04-07T10:00:00Z", "", "H", "Rug", "home", "", "1", "199.99", "199.99"],
 ]
@@ -79,18 +145,28 @@ def orders_as_json(rows: list[list[str]]) -> dict[str, dict[str, Any]]:
         data = dict(zip(HEADER, row, strict=True))
         if data["id"] not in GOOD:
             continue
-        body = orders.setdefault(data["id"], {
-            "id": data["id"], "member_id": data["member_id"], "placed_at": data["placed_at"],
-            "items": [],
-        })
+        body = orders.setdefault(
+            data["id"],
+            {
+                "id": data["id"],
+                "member_id": data["member_id"],
+                "placed_at": data["placed_at"],
+                "items": [],
+            },
+        )
         if data["total"]:
             body["total"] = data["total"]
-        body["items"].append({
-            "sku": data["sku"], "name": data["name"], "category": data["category"],
-            "labels": [x for x in data["labels"].split(";") if x],
-            "quantity": data["quantity"], "unit_price": data["unit_price"],
-            "amount": data["amount"],
-        })
+        body["items"].append(
+            {
+                "sku": data["sku"],
+                "name": data["name"],
+                "category": data["category"],
+                "labels": [x for x in data["labels"].split(";") if x],
+                "quantity": data["quantity"],
+                "unit_price": data["unit_price"],
+                "amount": data["amount"],
+            }
+        )
     return orders
 
 
@@ -104,8 +180,10 @@ def api_balances(http: httpx.Client, bodies: list[dict[str, Any]]) -> dict[str, 
         response = twin.post("/v1/orders", json=body)
         assert response.status_code == 201, response.text
     assert ledger_ok(tenant_id) == []
-    return {m: twin.get(f"/v1/members/{m}").json()["balances"]
-            for m in sorted({b["member_id"] for b in bodies})}
+    return {
+        m: twin.get(f"/v1/members/{m}").json()["balances"]
+        for m in sorted({b["member_id"] for b in bodies})
+    }
 
 
 def read_rejects(path: Path) -> list[dict[str, Any]]:
@@ -114,13 +192,15 @@ def read_rejects(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
 
 
-def test_import_orders_csv(api: Api, tenant: tuple[str, str], tmp_dir: Path,
-                           http: httpx.Client) -> None:
+def test_import_orders_csv(
+    api: Api, tenant: tuple[str, str], tmp_dir: Path, http: httpx.Client
+) -> None:
     api.now = NOW
     apply_program(api, PROGRAM)
     path = write_csv(tmp_dir / "orders.csv", ROWS)
-    report = import_orders(get_engine(), tenant_id=tenant[0], path=path,
-                           now=parse_timestamp(NOW), batch_size=2)
+    report = import_orders(
+        get_engine(), tenant_id=tenant[0], path=path, now=parse_timestamp(NOW), batch_size=2
+    )
     assert (report.read, report.booked, report.skipped, report.rejected) == (8, 5, 0, 3)
     assert report.rejected_file == str(rejected_path(path))
     rejects = read_rejects(path)
@@ -152,30 +232,36 @@ def test_import_orders_csv(api: Api, tenant: tuple[str, str], tmp_dir: Path,
     assert ledger_ok(tenant[0]) == []
 
 
-def test_import_orders_jsonl(api: Api, tenant: tuple[str, str], tmp_dir: Path,
-                             http: httpx.Client) -> None:
+def test_import_orders_jsonl(
+    api: Api, tenant: tuple[str, str], tmp_dir: Path, http: httpx.Client
+) -> None:
     api.now = NOW
     apply_program(api, PROGRAM)
     good = list(orders_as_json(ROWS).values())
     lines = [
-        json.dumps(good[0]),                                      # 1
-        "{not json",                                              # 2
-        json.dumps(good[1]),                                      # 3
-        "",                                                       # 4 (blank: ignored)
-        json.dumps([1, 2, 3]),                                    # 5 not an object
+        json.dumps(good[0]),  # 1
+        "{not json",  # 2
+        json.dumps(good[1]),  # 3
+        "",  # 4 (blank: ignored)
+        json.dumps([1, 2, 3]),  # 5 not an object
         json.dumps({"id": "x1", "member_id": "m1", "items": [{"sku": "z"}]}),  # 6 no amount
-        json.dumps(good[2]),                                      # 7
-        json.dumps({**good[3], "colour": "red"}),                 # 8 unknown field
-        json.dumps(good[3]),                                      # 9
-        json.dumps(good[4]),                                      # 10
-        json.dumps({"id": "x2", "member_id": "m9", "currency": "EUR",
-                    "items": [{"sku": "q", "amount": "5.00"}]}),  # 11 wrong currency
+        json.dumps(good[2]),  # 7
+        json.dumps({**good[3], "colour": "red"}),  # 8 unknown field
+        json.dumps(good[3]),  # 9
+        json.dumps(good[4]),  # 10
+        json.dumps(
+            {
+                "id": "x2",
+                "member_id": "m9",
+                "currency": "EUR",
+                "items": [{"sku": "q", "amount": "5.00"}],
+            }
+        ),  # 11 wrong currency
     ]
     lines.append(json.dumps({**good[0], "member_id": "someone-else"}))  # 12: o1 twice
     path = tmp_dir / "orders.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = import_orders(get_engine(), tenant_id=tenant[0], path=path,
-                           now=parse_timestamp(NOW))
+    report = import_orders(get_engine(), tenant_id=tenant[0], path=path, now=parse_timestamp(NOW))
     assert report.booked == 5
     rejects = read_rejects(path)
     bad_lines = sorted(r["line"] for r in rejects)
@@ -198,8 +284,9 @@ def test_import_orders_jsonl(api: Api, tenant: tuple[str, str], tmp_dir: Path,
     assert ledger_ok(tenant[0]) == []
 
 
-def test_import_csv_unknown_column_is_an_error(api: Api, tenant: tuple[str, str],
-                                               tmp_dir: Path) -> None:
+def test_import_csv_unknown_column_is_an_error(
+    api: Api, tenant: tuple[str, str], tmp_dir: Path
+) -> None:
     apply_program(api, PROGRAM)
     path = tmp_dir / "typo.csv"
     path.write_text("id,member_id,amout\no1,m1,10.00\n", encoding="utf-8")
@@ -242,8 +329,7 @@ def test_import_members_csv(api: Api, tenant: tuple[str, str], tmp_dir: Path) ->
     apply_program(api, PROGRAM)
     path = tmp_dir / "members.csv"
     path.write_text(MEMBERS_CSV, encoding="utf-8")
-    report = import_members(get_engine(), tenant_id=tenant[0], path=path,
-                            now=parse_timestamp(NOW))
+    report = import_members(get_engine(), tenant_id=tenant[0], path=path, now=parse_timestamp(NOW))
     assert (report.read, report.booked, report.rejected) == (5, 3, 2)
     rejects = read_rejects(path)
     assert sorted(r["line"] for r in rejects) == [4, 5]
@@ -263,8 +349,7 @@ def test_import_members_csv(api: Api, tenant: tuple[str, str], tmp_dir: Path) ->
 
     # a re-run upserts: nothing duplicated, changes applied
     path.write_text(MEMBERS_CSV.replace("Ann,", "Anna,"), encoding="utf-8")
-    again = import_members(get_engine(), tenant_id=tenant[0], path=path,
-                           now=parse_timestamp(NOW))
+    again = import_members(get_engine(), tenant_id=tenant[0], path=path, now=parse_timestamp(NOW))
     assert again.booked == 3
     assert api.get("/v1/members/c1").json()["name"] == "Anna"
     assert api.get("/v1/members/c1").json()["tags"] == ["vip", "newsletter"]

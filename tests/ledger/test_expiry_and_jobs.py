@@ -16,8 +16,13 @@ from allegiance.worker.runner import run_all
 from tests.conftest import Api, apply_program, ledger_ok, order
 
 
-def program(wallet: dict[str, Any], *, timezone: str = "UTC", per_amount: float = 1,
-            refund_policy: str | None = None) -> dict[str, Any]:
+def program(
+    wallet: dict[str, Any],
+    *,
+    timezone: str = "UTC",
+    per_amount: float = 1,
+    refund_policy: str | None = None,
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "name": "Ledger",
         "currency": "USD",
@@ -55,11 +60,14 @@ def transfers(api: Api, member: str = "m1") -> list[tuple[str, Any]]:
     return [(t["code"], t["amount"]) for t in reversed(data)]
 
 
-def adjust(api: Api, adjustment_id: str, amount: int, at: str, member: str = "m1",
-           **extra: Any) -> Any:
+def adjust(
+    api: Api, adjustment_id: str, amount: int, at: str, member: str = "m1", **extra: Any
+) -> Any:
     api.now = at
-    return api.post(f"/v1/members/{member}/adjustments",
-                    json={"id": adjustment_id, "amount": amount, "reason": "test", **extra})
+    return api.post(
+        f"/v1/members/{member}/adjustments",
+        json={"id": adjustment_id, "amount": amount, "reason": "test", **extra},
+    )
 
 
 def refund(api: Api, order_id: str, refund_id: str, amount: str, at: str) -> dict[str, Any]:
@@ -188,8 +196,9 @@ def test_expiry_inactivity_days_activity_resets_the_clock(
     assert balance(api, "2026-05-30T23:59:59Z") == (150, 0)  # 89 days after o2
     assert balance(api, "2026-05-31T00:00:00Z") == (0, 0)  # 90 days after o2
     jobs(tenant[0], "2026-06-01T00:00:00Z")
-    assert sorted(transfers(api)) == sorted([("earn", 100), ("earn", 50), ("expire", -100),
-                                             ("expire", -50)])
+    assert sorted(transfers(api)) == sorted(
+        [("earn", 100), ("earn", 50), ("expire", -100), ("expire", -50)]
+    )
     assert ledger_ok(tenant[0]) == []
     # expired points do not come back with the next activity
     result = book(api, "o3", "10.00", "2026-07-01T00:00:00Z")
@@ -203,8 +212,7 @@ def test_inactivity_expiry_after_event(api: Api, tenant: tuple[str, str]) -> Non
     document["rules"].append({"key": "review", "on": "review.created", "earn": {"fixed": 40}})
     apply_program(api, document)
     api.now = "2026-01-01T00:00:00Z"
-    event = api.post("/v1/events", json={"id": "e1", "type": "review.created",
-                                         "member_id": "m1"})
+    event = api.post("/v1/events", json={"id": "e1", "type": "review.created", "member_id": "m1"})
     assert event.status_code == 201, event.text
     assert balance(api, "2026-01-30T00:00:00Z") == (40, 0)
     assert balance(api, "2026-01-31T00:00:00Z") == (0, 0)
@@ -288,8 +296,7 @@ def test_manual_credit_with_and_without_expires_at(api: Api, tenant: tuple[str, 
 
 
 def test_points_expiring_event_once_before_expiry(api: Api, tenant: tuple[str, str]) -> None:
-    apply_program(api, program({"expiry": {"mode": "rolling_days", "days": 30,
-                                           "notify_days": 7}}))
+    apply_program(api, program({"expiry": {"mode": "rolling_days", "days": 30, "notify_days": 7}}))
     book(api, "o1", "100.00", "2026-03-01T10:00:00Z")  # expires 31 March 10:00
 
     def notices() -> list[dict[str, Any]]:
@@ -305,8 +312,12 @@ def test_points_expiring_event_once_before_expiry(api: Api, tenant: tuple[str, s
     found = notices()
     assert len(found) == 1, found
     assert found[0]["type"] == "points.expiring"
-    assert found[0]["data"] == {"member_id": "m1", "wallet": "points", "amount": 100,
-                                "expires_at": "2026-03-31T10:00:00+00:00"}
+    assert found[0]["data"] == {
+        "member_id": "m1",
+        "wallet": "points",
+        "amount": 100,
+        "expires_at": "2026-03-31T10:00:00+00:00",
+    }
     # no domain event of any other type is of this kind
     everything = api.get("/v1/domain-events?limit=100").json()["data"]
     assert [e["type"] for e in everything].count("points.expiring") == 1
@@ -392,8 +403,10 @@ def test_three_partial_refunds_sum_to_a_full_reversal(
     apply_program(api, program({}, per_amount=0.99, refund_policy=policy))
     earned = book(api, "o1", "100.00", "2026-03-01T10:00:00Z")
     assert earned["balances"]["points"]["active"] == 99
-    amounts = [reversed_amount(refund(api, "o1", f"r{n}", value, "2026-03-02T00:00:00Z"))
-               for n, value in enumerate(["33.33", "33.33", "33.34"])]
+    amounts = [
+        reversed_amount(refund(api, "o1", f"r{n}", value, "2026-03-02T00:00:00Z"))
+        for n, value in enumerate(["33.33", "33.33", "33.34"])
+    ]
     # floor(99 × 0.3333) = 32, floor(99 × 0.6666) = 65, then all 99: 32 + 33 + 34
     assert amounts == [32, 33, 34]
     assert sum(amounts) == 99
@@ -427,4 +440,20 @@ def test_cancel_reverses_everything(api: Api, tenant: tuple[str, str]) -> None:
     assert again.json()["code"] == "order_cancelled"
     jobs(tenant[0], "2026-04-01T00:00:00Z")  # nothing left to activate
     assert balance(api, "2026-04-01T00:00:00Z") == (0, 0)
+    assert ledger_ok(tenant[0]) == []
+
+
+def test_refund_by_items_reverses_the_same_share(api: Api, tenant: tuple[str, str]) -> None:
+    apply_program(api, program({}))
+    api.now = "2026-03-01T00:00:00Z"
+    body = order("o1", "m1", "40.00", "60.00", placed_at="2026-03-01T00:00:00Z")
+    assert api.post("/v1/orders", json=body).status_code == 201
+    response = api.post(
+        "/v1/orders/o1/refunds",
+        json={"id": "r1", "items": [{"sku": "sku-1", "quantity": 1, "amount": "60.00"}]},
+    )
+    assert response.status_code == 201, response.text
+    assert reversed_amount(response.json()) == 60
+    assert response.json()["refunded_total"] == "60.00"
+    assert balance(api, "2026-03-01T00:00:00Z") == (40, 0)
     assert ledger_ok(tenant[0]) == []

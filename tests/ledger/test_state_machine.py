@@ -8,13 +8,14 @@ unless the policy is ``unlimited``, and member stats match what was sent.
 from __future__ import annotations
 
 import copy
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -419,15 +420,77 @@ def machine(client: httpx.Client, policy: str, run_jobs: bool) -> type[LedgerMac
     )
 
 
+# soak runs: ALLEGIANCE_SM_EXAMPLES=500 ALLEGIANCE_SM_SHRINK=1 pytest tests/ledger/...
+EXAMPLES = int(os.environ.get("ALLEGIANCE_SM_EXAMPLES", "20"))
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
+if os.environ.get("ALLEGIANCE_SM_SHRINK"):
+    PHASES.append(Phase.shrink)  # minimal failing steps, at the price of minutes per failure
+
+
 @pytest.mark.parametrize("policy", ["only_pending", "within_balance", "unlimited"])
 def test_ledger_state_machine(http: httpx.Client, policy: str) -> None:
     run_state_machine_as_test(
         machine(http, policy, run_jobs=True),
-        settings=settings(
-            max_examples=20,
-            stateful_step_count=20,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=settings(max_examples=EXAMPLES, stateful_step_count=20, deadline=None,
+                          database=None, phases=PHASES,
+                          suppress_health_check=list(HealthCheck)),
     )
+
+
+# ---- regressions found by the machine, replayed step by step ------------------------------
+
+
+@pytest.mark.parametrize("refusal", ["debit", "refund", "cancelled"])
+def test_refused_write_after_lazy_expiry_keeps_the_ledger_balanced(
+    http: httpx.Client, refusal: str
+) -> None:
+    """A write that settles a member (expiring a lot for the first time in the tenant, which
+    creates the ``expired`` system account) and is then refused rolls everything back; the
+    next write must still book the expiry against a real ``expired`` account of this wallet."""
+    tenant_id, key = new_tenant("lazy-expiry")
+    api = Api(http, key)
+    api.now = iso(START)
+    apply_program(api, program("within_balance"))
+    assert api.put("/v1/members/m1", json={}).status_code == 201
+    credit = {"id": "a1", "wallet": "points", "amount": 10, "reason": "welcome"}
+    assert api.post("/v1/members/m1/adjustments", json=credit).status_code == 201
+    order_body = {"id": "o1", "member_id": "m1",
+                  "items": [{"sku": "s", "amount": "1.00", "quantity": 1}]}
+    assert api.post("/v1/orders", json=order_body).status_code == 201
+    if refusal == "cancelled":
+        assert api.post("/v1/orders/o1/cancel").status_code == 201
+    assert ledger_ok(tenant_id) == []
+    # the welcome points expire after 20 days; nothing has settled the member since
+    api.now = iso(START + timedelta(days=30))
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 0
+    if refusal == "debit":
+        response = api.post("/v1/members/m1/adjustments",
+                            json={"id": "d1", "wallet": "points", "amount": -5, "reason": "x"})
+        assert response.json()["code"] == "insufficient_points", response.text
+    else:
+        response = api.post("/v1/orders/o1/refunds", json={"id": "r1", "amount": "5.00"})
+        expected = "order_cancelled" if refusal == "cancelled" else "refund_exceeds_order"
+        assert response.json()["code"] == expected, response.text
+    assert response.status_code == 409
+    assert ledger_ok(tenant_id) == []
+    # the next write settles the member for real (and creates accounts of another wallet)
+    response = api.post("/v1/members/m1/adjustments",
+                        json={"id": "a2", "wallet": "credit", "amount": "1.00", "reason": "x"})
+    assert response.status_code == 201, response.text
+    assert ledger_ok(tenant_id) == []
+    ledger = api.get("/v1/members/m1/ledger").json()["data"]
+    expired = [t for t in ledger if t["code"] == "expire"]
+    assert {t["wallet"] for t in expired} == {"points"}, ledger
+    # the welcome points and (unless cancelled) the order's 1 point, activated on day 3
+    assert sum(t["amount"] for t in expired) == (-10 if refusal == "cancelled" else -11), ledger
+    assert [(t["code"], t["amount"]) for t in ledger if t["wallet"] == "credit"] == [
+        ("adjust", 1.0)], ledger
+    member = api.get("/v1/members/m1").json()
+    assert member["balances"]["points"]["active"] == 0
+    assert member["balances"]["credit"]["active"] == 1.0
+    # and the same again through the jobs
+    from allegiance.db import get_engine
+    from allegiance.worker.runner import run_all
+
+    run_all(get_engine(), START + timedelta(days=60), tenant_id)
+    assert ledger_ok(tenant_id) == []

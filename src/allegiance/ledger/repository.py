@@ -16,12 +16,24 @@ _system_cache: dict[tuple[str, str, str], int] = {}
 
 
 def system_account(session: Session, tenant_id: str, wallet: str, name: str) -> int:
+    """Id of a tenant×wallet system account, creating it when missing.
+
+    Ids are cached only once they are known to be committed: an id created inside a
+    transaction that later rolls back would otherwise point at nothing (Postgres sequences
+    don't roll back).
+    """
     key = (tenant_id, wallet, name)
     cached = _system_cache.get(key)
     if cached is not None:
         return cached
+    created_here: set[tuple[str, str, str]] = session.info.setdefault("new_system_accounts", set())
+    found = _account_ids(session, tenant_id, wallet, "system", [name])
+    if name in found:
+        if key not in created_here:
+            _system_cache[key] = found[name]
+        return found[name]
     ids = ensure_accounts(session, tenant_id, wallet, "system", [name])
-    _system_cache[key] = ids[name]
+    created_here.add(key)
     return ids[name]
 
 

@@ -727,5 +727,15 @@ def verify(session: Session, *, tenant_id: str, program: Program | None) -> list
     return breaches
 
 
+SYSTEM_ACCOUNTS = ("issued", "redeemed", "expired", "adjustments")
+
+
+def open_system_accounts(session: Session, *, tenant_id: str, program: Program) -> None:
+    """Create every wallet's system accounts (when a program is applied)."""
+    for wallet in program.wallets:
+        for name in SYSTEM_ACCOUNTS:
+            repository.system_account(session, tenant_id, wallet, name)
+
+
 def tenants_with_ledger(session: Session) -> list[str]:
     return repository.tenants_with_ledger(session)

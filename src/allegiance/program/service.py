@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from allegiance.earning.service import prepare_counters
 from allegiance.errors import NotFound, ValidationFailed
+from allegiance.ledger.service import open_system_accounts
 from allegiance.program import compiled as cache
 from allegiance.program.compiled import CompiledProgram, compile_program
 from allegiance.program.schema import Program
@@ -34,6 +35,7 @@ def apply_program(
     """Store the document as the tenant's next version and make it current."""
     program = check_program(document)
     prepare_counters(session, tenant_id=tenant_id, program=program)
+    open_system_accounts(session, tenant_id=tenant_id, program=program)
     repository.lock_tenant_program(session, tenant_id)
     version = repository.max_program_version(session, tenant_id) + 1
     repository.insert_program_version(
