@@ -302,28 +302,37 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def cpu_seconds(
+def cpu_snapshot(
     root_pid: int | None, command: str | None = None, cmdline_has: str | None = None
-) -> float | None:
-    """CPU seconds used so far by ``root_pid`` and its descendants, or by every process whose
-    command name is ``command`` and whose command line contains ``cmdline_has`` (Postgres
-    backends show "postgres: USER DATABASE HOST(PORT) ..."). None off Linux."""
+) -> dict[int, float] | None:
+    """pid → CPU seconds used so far, for ``root_pid`` and its descendants, or for every
+    process whose command name is ``command`` and whose command line contains ``cmdline_has``
+    (Postgres backends show "postgres: USER DATABASE HOST(PORT) ..."). None off Linux."""
     if not Path("/proc/self/stat").exists():
         return None
     stats = _proc_stats()
     if command is not None:
-        return sum(
-            cpu
+        return {
+            pid: cpu
             for pid, (comm, _, cpu) in stats.items()
             if comm == command and (cmdline_has is None or cmdline_has in _cmdline(pid))
-        )
+        }
     children: dict[int, list[int]] = {}
     for pid, (_, ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0.0, [root_pid] if root_pid is not None else []
+    found: dict[int, float] = {}
+    todo = [root_pid] if root_pid is not None else []
     while todo:
         pid = todo.pop()
         if pid in stats:
-            total += stats[pid][2]
+            found[pid] = stats[pid][2]
         todo.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def cpu_used(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """CPU seconds between two snapshots, over the processes alive at the second one (a process
+    that ended in between is lost, so this is a lower bound)."""
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())

@@ -50,7 +50,8 @@ from _common import (
     BenchError,
     PgTarget,
     count_orders,
-    cpu_seconds,
+    cpu_snapshot,
+    cpu_used,
     create_tenant,
     find_pgbench,
     install_sigterm_handler,
@@ -214,11 +215,11 @@ class Level:
         return not reasons, reasons
 
 
-def per_order_ms(before: float | None, after: float | None, result: LoadResult) -> float | None:
+def per_order_ms(cpu: float | None, result: LoadResult) -> float | None:
     answered = result.ok + result.non_201
-    if before is None or after is None or answered == 0:
+    if cpu is None or answered == 0:
         return None
-    return max(0.0, after - before) * 1000 / answered
+    return cpu * 1000 / answered
 
 
 # --------------------------------------------------------------------------- pgbench
@@ -833,8 +834,8 @@ def main(argv: list[str] | None = None) -> int:
             def load(clients: int, duration: int, tag: str) -> LoadResult:
                 prefix = f"{run_tag}-{tag}"
                 assert server is not None
-                server_cpu = cpu_seconds(server.pid)
-                db_cpu = None if pg_target is None else cpu_seconds(None, "postgres", backends)
+                server_cpu = cpu_snapshot(server.pid)
+                db_cpu = None if pg_target is None else cpu_snapshot(None, "postgres", backends)
                 if use_wrk:
                     assert wrk is not None
                     script = tmp / f"orders-{tag}.lua"
@@ -852,10 +853,12 @@ def main(argv: list[str] | None = None) -> int:
                         duration,
                         processes=args.loadgen_procs,
                     )
-                result.server_cpu_ms = per_order_ms(server_cpu, cpu_seconds(server.pid), result)
+                result.server_cpu_ms = per_order_ms(
+                    cpu_used(server_cpu, cpu_snapshot(server.pid)), result
+                )
                 if db_cpu is not None:
-                    db_after = cpu_seconds(None, "postgres", backends)
-                    result.db_cpu_ms = per_order_ms(db_cpu, db_after, result)
+                    db_after = cpu_snapshot(None, "postgres", backends)
+                    result.db_cpu_ms = per_order_ms(cpu_used(db_cpu, db_after), result)
                 return result
 
             accepted = 1  # the smoke order

@@ -136,6 +136,7 @@ def test_malformed_json_on_every_create(shop: tuple[Api, str]) -> None:
 
 def test_malformed_program_json_keeps_the_previous_version(shop: tuple[Api, str]) -> None:
     api, tenant_id = shop
+    before = tenant_rows(tenant_id)
     previous = api.get("/v1/program").json()
     response = api.put(
         "/v1/program", content=b'{"name": "x",', headers={"Content-Type": "application/json"}
@@ -143,6 +144,7 @@ def test_malformed_program_json_keeps_the_previous_version(shop: tuple[Api, str]
     body = assert_problem(response, 400, "malformed_json")
     locs(body)
     assert api.get("/v1/program").json() == previous
+    assert tenant_rows(tenant_id) == before
 
 
 @pytest.mark.parametrize(

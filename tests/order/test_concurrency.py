@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,8 +21,10 @@ from tests.conftest import BASIC_PROGRAM, IS_POSTGRES, ledger_ok, new_tenant, or
 
 PROGRAM: dict[str, Any] = {
     **BASIC_PROGRAM,
-    "wallets": {"points": {"precision": 0, "rounding": "floor"},
-                "credit": {"precision": 2, "kind": "credit"}},
+    "wallets": {
+        "points": {"precision": 0, "rounding": "floor"},
+        "credit": {"precision": 2, "kind": "credit"},
+    },
     "rules": [
         {"key": "base", "on": "order.completed", "earn": {"per_amount": 1}},
         {"key": "bonus", "on": "order.completed", "earn": {"fixed": 5}},
@@ -39,10 +41,12 @@ class Shop:
 
     def __init__(self, base: str, program: dict[str, Any] | None = None) -> None:
         self.tenant_id, key = new_tenant("race")
-        self.client = httpx.Client(base_url=base, timeout=120,
-                                   headers={"Authorization": f"Bearer {key}"},
-                                   limits=httpx.Limits(max_connections=100,
-                                                       max_keepalive_connections=100))
+        self.client = httpx.Client(
+            base_url=base,
+            timeout=120,
+            headers={"Authorization": f"Bearer {key}"},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        )
         response = self.client.put("/v1/program", json=program or PROGRAM)
         assert response.status_code == 200, response.text
         response = self.client.put("/v1/members/m1", json={"email": "m1@example.com"})
@@ -91,18 +95,23 @@ def statuses(responses: list[httpx.Response]) -> Counter[int]:
 
 
 def parallel_debits(shop: Shop, *, n: int, balance: int, each: int) -> None:
-    response = shop.client.post("/v1/members/m1/adjustments",
-                                json={"id": "credit-1", "amount": balance, "reason": "seed"})
+    response = shop.client.post(
+        "/v1/members/m1/adjustments", json={"id": "credit-1", "amount": balance, "reason": "seed"}
+    )
     assert response.status_code == 201, response.text
     assert shop.member()["balances"]["points"]["active"] == balance
 
-    responses = race(n, lambda i: shop.client.post(
-        "/v1/members/m1/adjustments",
-        json={"id": f"debit-{i}", "amount": -each, "reason": "race"},
-    ))
+    responses = race(
+        n,
+        lambda i: shop.client.post(
+            "/v1/members/m1/adjustments",
+            json={"id": f"debit-{i}", "amount": -each, "reason": "race"},
+        ),
+    )
     winners = balance // each
-    assert statuses(responses) == Counter({201: winners, 409: n - winners}), \
-        [(r.status_code, r.text) for r in responses]
+    assert statuses(responses) == Counter({201: winners, 409: n - winners}), [
+        (r.status_code, r.text) for r in responses
+    ]
     for r in responses:
         if r.status_code == 409:
             assert r.headers["content-type"].startswith("application/problem+json")
@@ -115,12 +124,15 @@ def parallel_debits(shop: Shop, *, n: int, balance: int, each: int) -> None:
     debits = [t for t in shop.ledger() if t["code"] == "adjust" and t["amount"] < 0]
     assert len(debits) == winners
     assert sorted(t["source"]["id"] for t in debits) == sorted(
-        f"debit-{i}" for i, r in enumerate(responses) if r.status_code == 201)
+        f"debit-{i}" for i, r in enumerate(responses) if r.status_code == 201
+    )
     assert ledger_ok(shop.tenant_id) == []
     # a refused debit stays refused under its id even now that nothing changed
     loser = next(i for i, r in enumerate(responses) if r.status_code == 409)
-    again = shop.client.post("/v1/members/m1/adjustments",
-                             json={"id": f"debit-{loser}", "amount": -each, "reason": "race"})
+    again = shop.client.post(
+        "/v1/members/m1/adjustments",
+        json={"id": f"debit-{loser}", "amount": -each, "reason": "race"},
+    )
     assert again.status_code == 409
     assert again.headers.get("Idempotent-Replayed") == "true"
 
@@ -141,8 +153,9 @@ def test_parallel_debits_sqlite(shop: Shop) -> None:
 def parallel_duplicates(shop: Shop, *, n: int) -> None:
     body = order("o1", "m1", "40.00", "60.50")
     responses = race(n, lambda _: shop.client.post("/v1/orders", json=body))
-    assert statuses(responses) == Counter({201: 1, 200: n - 1}), \
-        [(r.status_code, r.text) for r in responses]
+    assert statuses(responses) == Counter({201: 1, 200: n - 1}), [
+        (r.status_code, r.text) for r in responses
+    ]
     first = next(r for r in responses if r.status_code == 201)
     assert "Idempotent-Replayed" not in first.headers
     for r in responses:
@@ -157,8 +170,11 @@ def parallel_duplicates(shop: Shop, *, n: int) -> None:
     assert member["balances"]["points"]["active"] == 105
     assert member["balances"]["credit"]["active"] == 2.01
     earns = [(t["wallet"], t["rule"], t["amount"]) for t in shop.ledger() if t["code"] == "earn"]
-    assert sorted(earns) == [("credit", "cashback", 2.01), ("points", "base", 100),
-                             ("points", "bonus", 5)]
+    assert sorted(earns) == [
+        ("credit", "cashback", 2.01),
+        ("points", "base", 100),
+        ("points", "bonus", 5),
+    ]
     assert ledger_ok(shop.tenant_id) == []
 
 
@@ -176,8 +192,12 @@ def test_parallel_duplicate_orders_sqlite(shop: Shop) -> None:
 
 
 def duplicate_debits(shop: Shop, *, n: int) -> None:
-    assert shop.client.post("/v1/members/m1/adjustments",
-                            json={"id": "seed", "amount": 25, "reason": "seed"}).status_code == 201
+    assert (
+        shop.client.post(
+            "/v1/members/m1/adjustments", json={"id": "seed", "amount": 25, "reason": "seed"}
+        ).status_code
+        == 201
+    )
     body = {"id": "spend-1", "amount": -10, "reason": "once"}
     responses = race(n, lambda _: shop.client.post("/v1/members/m1/adjustments", json=body))
     assert statuses(responses) == Counter({201: 1, 200: n - 1})
@@ -189,12 +209,16 @@ def duplicate_debits(shop: Shop, *, n: int) -> None:
 def parallel_refunds(shop: Shop, *, n: int) -> None:
     response = shop.client.post("/v1/orders", json=order("o1", "m1", "50.00", "50.00"))
     assert response.status_code == 201, response.text  # 100 + 5 points, 2.00 credit
-    responses = race(n, lambda i: shop.client.post(
-        "/v1/orders/o1/refunds", json={"id": f"refund-{i}", "amount": "20.00"}))
-    assert statuses(responses) == Counter({201: 5, 409: n - 5}), \
-        [(r.status_code, r.text) for r in responses]
-    assert {r.json()["code"] for r in responses if r.status_code == 409} == \
-        {"refund_exceeds_order"}
+    responses = race(
+        n,
+        lambda i: shop.client.post(
+            "/v1/orders/o1/refunds", json={"id": f"refund-{i}", "amount": "20.00"}
+        ),
+    )
+    assert statuses(responses) == Counter({201: 5, 409: n - 5}), [
+        (r.status_code, r.text) for r in responses
+    ]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"refund_exceeds_order"}
     totals = sorted(r.json()["refunded_total"] for r in responses if r.status_code == 201)
     assert totals == ["100.00", "20.00", "40.00", "60.00", "80.00"]
     member = shop.member()
@@ -205,8 +229,9 @@ def parallel_refunds(shop: Shop, *, n: int) -> None:
 
 
 def parallel_orders(shop: Shop, *, n: int) -> None:
-    responses = race(n, lambda i: shop.client.post(
-        "/v1/orders", json=order(f"o{i}", "m1", "10.00")))
+    responses = race(
+        n, lambda i: shop.client.post("/v1/orders", json=order(f"o{i}", "m1", "10.00"))
+    )
     assert statuses(responses) == Counter({201: n})
     member = shop.member()
     assert member["stats"]["orders"] == n
@@ -255,9 +280,13 @@ def debits_racing_orders(base: str, *, n: int) -> None:
     Whatever the interleaving, once the pending days are over the points are active both in
     what GET shows and in what a debit may spend, and the jobs activate them in the ledger.
     """
-    program = {**PROGRAM, "wallets": {
-        "points": {"precision": 0, "rounding": "floor", "pending_days": 1},
-        "credit": {"precision": 2, "kind": "credit", "pending_days": 1}}}
+    program = {
+        **PROGRAM,
+        "wallets": {
+            "points": {"precision": 0, "rounding": "floor", "pending_days": 1},
+            "credit": {"precision": 2, "kind": "credit", "pending_days": 1},
+        },
+    }
     shop = Shop(base, program)
     try:
         seed = {"id": "seed", "amount": 100, "reason": "seed"}
@@ -265,8 +294,10 @@ def debits_racing_orders(base: str, *, n: int) -> None:
 
         def call(i: int) -> httpx.Response:
             if i % 6:
-                return shop.client.post("/v1/members/m1/adjustments",
-                                        json={"id": f"debit-{i}", "amount": -1, "reason": "r"})
+                return shop.client.post(
+                    "/v1/members/m1/adjustments",
+                    json={"id": f"debit-{i}", "amount": -1, "reason": "r"},
+                )
             return shop.client.post("/v1/orders", json=order(f"o{i}", "m1", "10.00"))
 
         responses = race(n, call)
@@ -277,8 +308,7 @@ def debits_racing_orders(base: str, *, n: int) -> None:
         shop.client.headers["X-Allegiance-Now"] = later.isoformat()
         member = shop.member()
         expected = 100 - debits + 15 * orders
-        assert member["balances"]["points"] == {"active": expected, "pending": 0,
-                                                "expiring": []}
+        assert member["balances"]["points"] == {"active": expected, "pending": 0, "expiring": []}
         # the jobs activate every matured lot in the ledger itself
         from allegiance.db import get_engine
         from allegiance.worker.runner import run_all
@@ -288,8 +318,9 @@ def debits_racing_orders(base: str, *, n: int) -> None:
         cached = _cached_balances(shop.tenant_id, "m1")
         assert cached["points"] == (expected, 0), cached
         # and everything GET shows can be spent
-        response = shop.client.post("/v1/members/m1/adjustments",
-                                    json={"id": "all", "amount": -expected, "reason": "all"})
+        response = shop.client.post(
+            "/v1/members/m1/adjustments", json={"id": "all", "amount": -expected, "reason": "all"}
+        )
         assert response.status_code == 201, response.text
         assert shop.member()["balances"]["points"]["active"] == 0
         assert ledger_ok(shop.tenant_id) == []
@@ -330,9 +361,13 @@ def test_debit_waiting_behind_an_order_keeps_its_pending_points_due(live_server:
 
     from tests.conftest import TEST_URL
 
-    program = {**PROGRAM, "wallets": {
-        "points": {"precision": 0, "rounding": "floor", "pending_days": 1},
-        "credit": {"precision": 2, "kind": "credit", "pending_days": 1}}}
+    program = {
+        **PROGRAM,
+        "wallets": {
+            "points": {"precision": 0, "rounding": "floor", "pending_days": 1},
+            "credit": {"precision": 2, "kind": "credit", "pending_days": 1},
+        },
+    }
     shop = Shop(live_server, program)
     seed = {"id": "seed", "amount": 100, "reason": "seed"}
     assert shop.client.post("/v1/members/m1/adjustments", json=seed).status_code == 201
@@ -343,25 +378,33 @@ def test_debit_waiting_behind_an_order_keeps_its_pending_points_due(live_server:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'").fetchone()
+                "AND wait_event_type = 'Lock'"
+            ).fetchone()
             if row and row[0] >= n:
                 return
             time.sleep(0.01)  # polling an observable condition, not a timing guess
         raise AssertionError(f"never saw {n} request(s) waiting for the member lock")
 
-    with psycopg.connect(conninfo, autocommit=True) as observer, \
-            psycopg.connect(conninfo) as holder, ThreadPoolExecutor(max_workers=2) as pool:
-        holder.execute("SELECT 1 FROM members WHERE tenant_id = %s AND member_id = 'm1' "
-                       "FOR UPDATE", (shop.tenant_id,))
+    with (
+        psycopg.connect(conninfo, autocommit=True) as observer,
+        psycopg.connect(conninfo) as holder,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        holder.execute(
+            "SELECT 1 FROM members WHERE tenant_id = %s AND member_id = 'm1' FOR UPDATE",
+            (shop.tenant_id,),
+        )
         placed = pool.submit(shop.client.post, "/v1/orders", json=order("o1", "m1", "10.00"))
         waiting(observer, 1)
-        debited = pool.submit(shop.client.post, "/v1/members/m1/adjustments",
-                              json={"id": "d1", "amount": -1, "reason": "r"})
+        debited = pool.submit(
+            shop.client.post,
+            "/v1/members/m1/adjustments",
+            json={"id": "d1", "amount": -1, "reason": "r"},
+        )
         waiting(observer, 2)
         holder.rollback()  # release: the order goes first, then the debit
         assert placed.result(timeout=60).status_code == 201
         assert debited.result(timeout=60).status_code == 201
-        print("SETTLE_AT", observer.execute("SELECT settle_at, orders_count FROM members WHERE tenant_id = %s", (shop.tenant_id,)).fetchall())
     later = datetime.now(UTC) + timedelta(days=2)
     from allegiance.db import get_engine
     from allegiance.worker.runner import run_all
@@ -371,7 +414,8 @@ def test_debit_waiting_behind_an_order_keeps_its_pending_points_due(live_server:
     assert _cached_balances(shop.tenant_id, "m1")["points"] == (99 + 15, 0)
     shop.client.headers["X-Allegiance-Now"] = later.isoformat()
     assert shop.member()["balances"]["points"]["active"] == 114
-    response = shop.client.post("/v1/members/m1/adjustments",
-                                json={"id": "all", "amount": -114, "reason": "all"})
+    response = shop.client.post(
+        "/v1/members/m1/adjustments", json={"id": "all", "amount": -114, "reason": "all"}
+    )
     assert response.status_code == 201, response.text
     shop.client.close()

@@ -125,31 +125,48 @@ def _convert(name: str, value: str) -> Any:
     return value
 
 
+def _split_row(
+    names: list[str], row: list[str], item_fields: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One CSV row as (record fields, line item fields); ``attributes.*`` columns grouped."""
+    data: dict[str, Any] = {}
+    item: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    for name, cell in zip(names, row, strict=True):
+        value = _clean(cell)
+        if value is None:
+            continue
+        if name.startswith("attributes."):
+            attributes[name.split(".", 1)[1]] = value
+        elif name in item_fields:
+            item[name] = _convert(name, value)
+        else:
+            data[name] = _convert(name, value)
+    if attributes:
+        data["attributes"] = attributes
+    return data, item
+
+
+def _rows(reader: Any, names: list[str]) -> Iterator[tuple[int, list[str], str | None]]:
+    """Non-blank rows with their line number and, for a row of the wrong width, the reason."""
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        problem = None
+        if len(row) != len(names):
+            problem = f"expected {len(names)} columns, got {len(row)}"
+        yield reader.line_num, row, problem
+
+
 def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str) -> Iterator[Record]:
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         names = _header(reader, known, aliases)
-        for row in reader:
-            number = reader.line_num
-            if not any(cell.strip() for cell in row):
+        for number, row, problem in _rows(reader, names):
+            if problem:
+                yield Record(number, None, problem, raw=row)
                 continue
-            if len(row) != len(names):
-                yield Record(
-                    number, None, f"expected {len(names)} columns, got {len(row)}", raw=row
-                )
-                continue
-            data: dict[str, Any] = {}
-            attributes: dict[str, Any] = {}
-            for name, cell in zip(names, row, strict=True):
-                value = _clean(cell)
-                if value is None:
-                    continue
-                if name.startswith("attributes."):
-                    attributes[name.split(".", 1)[1]] = value
-                else:
-                    data[name] = _convert(name, value)
-            if attributes:
-                data["attributes"] = attributes
+            data, _ = _split_row(names, row, set())
             yield Record(number, data, raw=dict(zip(names, row, strict=True)))
 
 
@@ -159,33 +176,14 @@ def _order_csv(path: Path) -> Iterator[Record]:
         reader = csv.reader(handle)
         names = _header(reader, ORDER_FIELDS | ITEM_FIELDS, ORDER_ALIASES)
         current: Record | None = None
-        for row in reader:
-            number = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(names):
+        for number, row, problem in _rows(reader, names):
+            if problem:
                 if current is not None:
                     yield current
                     current = None
-                yield Record(
-                    number, None, f"expected {len(names)} columns, got {len(row)}", raw=row
-                )
+                yield Record(number, None, problem, raw=row)
                 continue
-            order: dict[str, Any] = {}
-            item: dict[str, Any] = {}
-            attributes: dict[str, Any] = {}
-            for name, cell in zip(names, row, strict=True):
-                value = _clean(cell)
-                if value is None:
-                    continue
-                if name.startswith("attributes."):
-                    attributes[name.split(".", 1)[1]] = value
-                elif name in ITEM_FIELDS:
-                    item[name] = _convert(name, value)
-                else:
-                    order[name] = _convert(name, value)
-            if attributes:
-                order["attributes"] = attributes
+            order, item = _split_row(names, row, ITEM_FIELDS)
             order_id = order.get("id")
             if (
                 current is not None
