@@ -82,6 +82,15 @@ class InsufficientPoints(Conflict):
     title = "Insufficient points"
 
 
+class AlreadyBooked(Conflict):
+    """The business id exists already. A concurrent duplicate may have just committed it, so
+    the idempotency layer looks for that request's response before answering with this."""
+
+    code = "already_booked"
+    transient = True
+    recheck = True
+
+
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     title = "Idempotency key reused with a different request"

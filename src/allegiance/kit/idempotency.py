@@ -84,6 +84,12 @@ def _attempt(
                 status, body = action(session)
             except DomainError as refusal:
                 session.rollback()
+                if getattr(refusal, "recheck", False):
+                    with Session(engine) as again:
+                        found = _replay(again, tenant_id, kind, key, digest)
+                        again.rollback()
+                    if found is not None:
+                        return found
                 return _store_refusal(engine, tenant_id, kind, key, digest, now, refusal)
             repository.insert_idempotency(
                 session,

@@ -16,7 +16,8 @@ from allegiance.member.models import Member
 def get(session: Session, tenant_id: str, member_id: str, *, lock: bool = False) -> Member | None:
     stmt = select(Member).where(Member.tenant_id == tenant_id, Member.member_id == member_id)
     if lock and is_postgres(session):
-        stmt = stmt.with_for_update()
+        # re-read under the lock: an object loaded earlier in this session must not be reused
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.execute(stmt).scalar_one_or_none()
 
 
@@ -55,6 +56,17 @@ def ensure_locked(
         }
         for member_id in ids
     ]
+    if len(rows) == 1:
+        # one round trip: the upsert creates or row-locks the member and returns it
+        one = ins(Member).values(rows[0])
+        one = one.on_conflict_do_update(
+            index_elements=["tenant_id", "member_id"],
+            set_={"tenant_id": one.excluded.tenant_id},
+        ).returning(Member)
+        member = session.scalars(
+            select(Member).from_statement(one), execution_options={"populate_existing": True}
+        ).one()
+        return {member.member_id: member}
     stmt = ins(Member).on_conflict_do_nothing(index_elements=["tenant_id", "member_id"])
     for start in range(0, len(rows), 500):
         session.execute(stmt, rows[start : start + 500])
@@ -66,7 +78,7 @@ def ensure_locked(
             .order_by(Member.member_id)
         )
         if is_postgres(session):
-            q = q.with_for_update()
+            q = q.with_for_update().execution_options(populate_existing=True)
         found.update({m.member_id: m for m in session.scalars(q)})
     return found
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert, is_postgres
+from allegiance.db import bulk_insert, dialect_insert, is_postgres
 from allegiance.order.models import Event, Order, Refund
 
 
@@ -31,12 +31,22 @@ def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
         bulk_insert(session, Order.__table__, rows)
 
 
+def insert_order_if_new(session: Session, row: dict[str, Any]) -> bool:
+    """Insert one order unless its id is taken (waits for a concurrent insert to finish)."""
+    stmt = dialect_insert(session)(Order).values(**row)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "order_id"]).returning(
+        Order.order_id
+    )
+    return session.execute(stmt).first() is not None
+
+
 def get_order(
     session: Session, tenant_id: str, order_id: str, *, lock: bool = False
 ) -> Order | None:
     stmt = select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
     if lock and is_postgres(session):
-        stmt = stmt.with_for_update()
+        # re-read under the lock: an object loaded earlier in this session must not be reused
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.execute(stmt).scalar_one_or_none()
 
 

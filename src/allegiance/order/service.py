@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
-from allegiance.errors import Conflict, NotFound, invalid
+from allegiance.errors import AlreadyBooked, Conflict, NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
     currency_exponent,
@@ -243,26 +243,32 @@ def book_orders(
     locked = lock_members(
         session, tenant_id=tenant_id, program=program, member_ids=member_ids, now=now
     )
-    repository.insert_orders(
-        session,
-        [
-            {
-                "tenant_id": tenant_id,
-                "order_id": o.order_id,
-                "member_id": o.member_id,
-                "placed_at": o.placed_at,
-                "currency": program.currency,
-                "subtotal_minor": o.subtotal_minor,
-                "total_minor": o.total_minor,
-                "refunded_minor": 0,
-                "status": "completed",
-                "program_version": program.version,
-                "payload": o.payload,
-                "created_at": now,
-            }
-            for o in orders
-        ],
-    )
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "order_id": o.order_id,
+            "member_id": o.member_id,
+            "placed_at": o.placed_at,
+            "currency": program.currency,
+            "subtotal_minor": o.subtotal_minor,
+            "total_minor": o.total_minor,
+            "refunded_minor": 0,
+            "status": "completed",
+            "program_version": program.version,
+            "payload": o.payload,
+            "created_at": now,
+        }
+        for o in orders
+    ]
+    if len(rows) == 1:
+        if not repository.insert_order_if_new(session, rows[0]):
+            raise AlreadyBooked(
+                f"order {rows[0]['order_id']!r} is already booked",
+                code="order_already_booked",
+                errors=[{"loc": ["body", "id"], "msg": "an order with this id exists"}],
+            )
+    else:
+        repository.insert_orders(session, rows)
     rules = program.rules_by_event.get("order.completed", ())
     keys = [
         k
@@ -463,13 +469,6 @@ def create_order(
     now: datetime,
 ) -> dict[str, Any]:
     """Book one order (POST /v1/orders)."""
-    if repository.get_order(session, tenant_id, order.order_id) is not None:
-        # booked by an import or a connector, so there is no API response to replay
-        raise Conflict(
-            f"order {order.order_id!r} is already booked",
-            code="order_already_booked",
-            errors=[{"loc": ["body", "id"], "msg": "an order with this id exists"}],
-        )
     booking = book_orders(session, tenant_id=tenant_id, program=program, orders=[order], now=now)[0]
     return order_response(session, tenant_id=tenant_id, program=program, booking=booking, now=now)
 
