@@ -12,8 +12,6 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./allegiance.db"
     clock_override: bool = False
-    smtp_url: str | None = None
-    nats_url: str | None = None
 
     # limits: every loop over user data and every input has a bound
     max_body_bytes: int = 1_000_000
