@@ -178,11 +178,18 @@ def _converter(column: Any, dialect: str) -> Any:
     return None
 
 
-def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    *,
+    skip_conflicts_on: tuple[str, ...] | None = None,
+) -> None:
     """``executemany`` straight on the driver for large batches (imports, bookings).
 
     SQLAlchemy's per-parameter processing dominates big inserts; here each column's value
-    conversion is decided once. All rows must have the same keys.
+    conversion is decided once. All rows must have the same keys. ``skip_conflicts_on`` names
+    a unique key whose duplicates are silently skipped.
     """
     if not rows:
         return
@@ -199,6 +206,9 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
+    if skip_conflicts_on:
+        # same syntax on SQLite (3.24+) and Postgres
+        sql += f" ON CONFLICT ({', '.join(skip_conflicts_on)}) DO NOTHING"
     from operator import itemgetter
 
     getter = itemgetter(*columns)

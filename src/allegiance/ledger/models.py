@@ -78,6 +78,4 @@ class Lot(Base):
 Index("ix_transfers_member", Transfer.tenant_id, Transfer.member_id, Transfer.id)
 Index("ix_transfers_order", Transfer.tenant_id, Transfer.order_id)
 Index("ix_lots_account", Lot.account_id, Lot.status)
-Index("ix_lots_pending_due", Lot.tenant_id, Lot.status, Lot.available_at)
 Index("ix_lots_expiry_due", Lot.tenant_id, Lot.status, Lot.expires_at)
-Index("ix_lots_order", Lot.tenant_id, Lot.order_id)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert, dialect_insert, is_postgres
+from allegiance.db import bulk_insert, is_postgres
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 
 _system_cache: dict[tuple[str, str, str], int] = {}
@@ -46,12 +46,9 @@ def ensure_accounts(
     found = _account_ids(session, tenant_id, wallet, owner_type, owner_ids)
     missing = [o for o in owner_ids if o not in found]
     if missing:
-        ins = dialect_insert(session)
-        stmt = ins(LedgerAccount).on_conflict_do_nothing(
-            index_elements=["tenant_id", "wallet", "owner_type", "owner_id"]
-        )
-        session.execute(
-            stmt,
+        bulk_insert(
+            session,
+            LedgerAccount.__table__,
             [
                 {
                     "tenant_id": tenant_id,
@@ -63,6 +60,7 @@ def ensure_accounts(
                 }
                 for owner in sorted(set(missing))
             ],
+            skip_conflicts_on=("tenant_id", "wallet", "owner_type", "owner_id"),
         )
         found.update(_account_ids(session, tenant_id, wallet, owner_type, missing))
     return found

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import dialect_insert, is_postgres
+from allegiance.db import bulk_insert, dialect_insert, is_postgres
 from allegiance.member.models import Member
 
 
@@ -67,9 +67,7 @@ def ensure_locked(
             select(Member).from_statement(one), execution_options={"populate_existing": True}
         ).one()
         return {member.member_id: member}
-    stmt = ins(Member).on_conflict_do_nothing(index_elements=["tenant_id", "member_id"])
-    for start in range(0, len(rows), 500):
-        session.execute(stmt, rows[start : start + 500])
+    bulk_insert(session, Member.__table__, rows, skip_conflicts_on=("tenant_id", "member_id"))
     found: dict[str, Member] = {}
     for start in range(0, len(ids), 500):
         q = (

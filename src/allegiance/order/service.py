@@ -66,8 +66,12 @@ def prepare_order(
     order_id: str | None,
     now: datetime,
     loc_prefix: str = "body",
+    stored: dict[str, Any] | None = None,
 ) -> PreparedOrder:
-    """Check an order's money against the program currency and build its CEL context."""
+    """Check an order's money against the program currency and build its CEL context.
+
+    ``stored`` is the order as received (kept on the order); by default the parsed payload.
+    """
     currency = payload.currency or program.currency
     if currency != program.currency:
         raise invalid(
@@ -137,7 +141,9 @@ def prepare_order(
         total_minor=to_minor(total, exponent),
         lines=lines,
         context=context,
-        payload=payload.model_dump(mode="json", exclude_none=True),
+        payload=stored
+        if stored is not None
+        else payload.model_dump(mode="json", exclude_none=True),
     )
 
 

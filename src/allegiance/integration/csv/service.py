@@ -128,7 +128,14 @@ def _prepare(
         return None
     try:
         payload = OrderCreate.model_validate(record.data)
-        return prepare_order(program, payload, order_id=payload.id, now=now, loc_prefix="order")
+        return prepare_order(
+            program,
+            payload,
+            order_id=payload.id,
+            now=now,
+            loc_prefix="order",
+            stored=record.data,
+        )
     except (ValidationError, ValidationFailed) as exc:
         rejects.write(record, _errors_of(exc))
         return None

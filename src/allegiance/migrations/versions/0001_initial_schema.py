@@ -102,10 +102,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_lots_expiry_due", ["tenant_id", "status", "expires_at"], unique=False
         )
-        batch_op.create_index("ix_lots_order", ["tenant_id", "order_id"], unique=False)
-        batch_op.create_index(
-            "ix_lots_pending_due", ["tenant_id", "status", "available_at"], unique=False
-        )
 
     op.create_table(
         "ledger_transfers",
@@ -324,8 +320,6 @@ def downgrade() -> None:
 
     op.drop_table("ledger_transfers")
     with op.batch_alter_table("ledger_lots", schema=None) as batch_op:
-        batch_op.drop_index("ix_lots_pending_due")
-        batch_op.drop_index("ix_lots_order")
         batch_op.drop_index("ix_lots_expiry_due")
         batch_op.drop_index("ix_lots_account")
 
