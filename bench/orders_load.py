@@ -869,7 +869,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"warm-up: {args.clients[0]} clients for {args.warmup} s")
                 warm = load(args.clients[0], args.warmup, "warm")
                 accepted += warm.ok
-                in_flight += args.clients[0]
+                in_flight += args.clients[0] + warm.socket_errors
                 if warm.non_201 or warm.socket_errors:
                     log(f"warm-up had failures: {warm.statuses} {warm.first_errors[:2]}")
 
@@ -887,7 +887,10 @@ def main(argv: list[str] | None = None) -> int:
             stop_process_group(server)
             server = None
             accepted += sum(level.load.ok for level in levels if level.load)
-            in_flight += sum(level.clients for level in levels)
+            # so may requests that timed out on the client side
+            in_flight += sum(
+                level.clients + (level.load.socket_errors if level.load else 0) for level in levels
+            )
             stored = count_orders(database_url, tenant_id)
 
             verify = "skipped"
