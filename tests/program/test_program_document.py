@@ -229,6 +229,31 @@ INVALID = [
         "campaign",
         id="unknown campaign",
     ),
+    pytest.param(
+        _with(
+            wallets={"points": {}, "credit": {"kind": "credit", "precision": 2}},
+            campaigns=[{"key": "spring", "budget": 100}],
+            rules=[
+                _rule(key="a", campaign="spring"),
+                _rule(key="b", campaign="spring", earn={"wallet": "credit", "percent": 1}),
+            ],
+        ),
+        ["rules", 1, "campaign"],
+        "one wallet",
+        id="budgeted campaign over two wallets",
+    ),
+    pytest.param(
+        _with(campaigns=[{"key": "c", "starts_at": "2026-02-01", "ends_at": "2026-01-01"}]),
+        ["campaigns", 0],
+        "ends_at",
+        id="campaign window backwards",
+    ),
+    pytest.param(
+        _with(rules=[_rule(when="order.items.exists(i, i.sku == 1.0) && nope > 1")]),
+        ["rules", 0, "when"],
+        "unknown name 'nope'",
+        id="unknown name next to a macro",
+    ),
 ]
 
 
@@ -321,3 +346,27 @@ def test_rejected_version_leaves_current_program(api: Api) -> None:
     api.now = "2026-03-01T10:00:00Z"
     booked = api.post("/v1/orders", json=order("o1", "m1", "12.00"))
     assert booked.json()["effects"][0]["amount"] == 12
+
+
+def test_comprehension_macros_are_accepted_and_work(api: Api) -> None:
+    apply_program(
+        api,
+        _with(
+            rules=[
+                _rule(key="base", earn={"per_amount": 1}),
+                _rule(
+                    key="sku-bonus",
+                    when="order.items.exists(i, i.sku == '000')",
+                    earn={"fixed": 200},
+                ),
+            ]
+        ),
+    )
+    with_sku = order("o1", "m1", "10.00") | {
+        "items": [{"sku": "000", "amount": "10.00"}, {"sku": "x", "amount": "5.00"}]
+    }
+    response = api.post("/v1/orders", json=with_sku)
+    assert response.status_code == 201, response.text
+    assert response.json()["balances"]["points"]["active"] == 215
+    response = api.post("/v1/orders", json=order("o2", "m2", "10.00"))
+    assert response.json()["balances"]["points"]["active"] == 10

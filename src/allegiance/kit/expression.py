@@ -21,6 +21,11 @@ ROOT_NAMES = frozenset({"order", "item", "member", "event", "account", "now"})
 FREE_FORM = ("attributes", "properties")
 
 
+_MACRO_VAR = re.compile(
+    r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+
+
 class ExpressionError(ValueError):
     pass
 
@@ -101,8 +106,12 @@ def compile_expression(source: str, *, max_length: int = 2_000) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_clean(str(exc))) from exc
-    # variables() also lists macro loop variables (the ``i`` of ``exists(i, ...)``): unknown
-    # names are found by evaluating against the sample context instead
+    # variables() also lists the loop variables of macros (the ``i`` of ``exists(i, ...)``)
+    unknown = sorted(set(program.variables()) - ROOT_NAMES - set(_MACRO_VAR.findall(source)))
+    if unknown:
+        raise ExpressionError(
+            f"unknown name {unknown[0]!r}; conditions can use {', '.join(sorted(ROOT_NAMES))}"
+        )
     expression = Expression(
         source, program, frozenset(program.variables()) & ROOT_NAMES, compile_fast(source)
     )

@@ -146,6 +146,21 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
             )
         if rule.campaign and rule.campaign not in campaigns:
             errors.append({"loc": [*loc, "campaign"], "msg": f"unknown campaign {rule.campaign!r}"})
+    budget_wallets: dict[str, set[str]] = {}
+    budgeted = {c.key for c in program.campaigns if c.budget is not None}
+    for index, rule in enumerate(program.rules):
+        if rule.campaign in budgeted:
+            part = rule.earn or rule.multiply
+            wallet = (part.wallet if part is not None else None) or program.default_wallet
+            seen_wallets = budget_wallets.setdefault(rule.campaign, set())
+            seen_wallets.add(wallet)
+            if len(seen_wallets) > 1:
+                errors.append(
+                    {
+                        "loc": ["rules", index, "campaign"],
+                        "msg": "the rules of a campaign with a budget must credit one wallet",
+                    }
+                )
     if program.tiers:
         keys = [level.key for level in program.tiers.levels]
         if len(set(keys)) != len(keys):
