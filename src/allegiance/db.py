@@ -7,6 +7,7 @@ Postgres runs at READ COMMITTED and relies on row locks and conditional updates.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,12 +37,62 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.startswith("sqlite")
 
 
+_writer_locks: dict[str, threading.Lock] = {}
+
+
+def _serialised_connection(url: str) -> type[sqlite3.Connection]:
+    """A sqlite3 connection class whose write transactions queue on a per-file lock.
+
+    SQLite's busy handler polls with growing sleeps and serves waiters in no order, so under
+    load some writers wait for seconds. Threads of one process queue here instead, in arrival
+    order, and hold the lock from BEGIN IMMEDIATE until COMMIT or ROLLBACK has finished.
+    Other processes still meet the busy handler.
+    """
+    writer = _writer_locks.setdefault(url, threading.Lock())
+
+    class SerialisedConnection(sqlite3.Connection):
+        holds_writer = False
+
+        def take_writer_lock(self) -> None:
+            writer.acquire()
+            self.holds_writer = True
+
+        def _release(self) -> None:
+            if self.holds_writer:
+                self.holds_writer = False
+                writer.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._release()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._release()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self._release()
+
+    return SerialisedConnection
+
+
 def _make_engine(url: str) -> Engine:
     settings = get_settings()
     if is_sqlite(url):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": 30,
+                "factory": _serialised_connection(url),
+            },
             pool_size=settings.pool_size,
             max_overflow=settings.pool_max_overflow,
         )
@@ -60,7 +111,16 @@ def _make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+            if mode != "IMMEDIATE":
+                conn.exec_driver_sql("BEGIN")
+                return
+            dbapi = conn.connection.dbapi_connection
+            dbapi.take_writer_lock()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi.rollback()  # releases the lock
+                raise
 
         return engine
     return create_engine(
@@ -223,3 +283,16 @@ def bulk_insert(
     else:
         params = [getter(row) for row in rows]
     conn.exec_driver_sql(sql, params)
+
+
+def refresh_statistics(engine: Engine, tables: tuple[str, ...]) -> None:
+    """Update the planner's statistics after a bulk load (Postgres; a no-op on SQLite).
+
+    Autovacuum may be off, or simply not have caught up with a load: without statistics the
+    planner can pick a scan of the whole tenant for lookups by id.
+    """
+    if is_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(tables))
+        conn.commit()

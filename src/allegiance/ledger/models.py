@@ -18,7 +18,8 @@ from allegiance.kit.orm import Base, BigIntPK, UTCDateTime
 
 class LedgerAccount(Base):
     __tablename__ = "ledger_accounts"
-    __table_args__ = (UniqueConstraint("tenant_id", "wallet", "owner_type", "owner_id"),)
+    # owner first: one index serves "all wallets of a member" and "this wallet of members"
+    __table_args__ = (UniqueConstraint("tenant_id", "owner_type", "owner_id", "wallet"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(40))

@@ -60,7 +60,7 @@ def ensure_accounts(
                 }
                 for owner in sorted(set(missing))
             ],
-            skip_conflicts_on=("tenant_id", "wallet", "owner_type", "owner_id"),
+            skip_conflicts_on=("tenant_id", "owner_type", "owner_id", "wallet"),
         )
         found.update(_account_ids(session, tenant_id, wallet, owner_type, missing))
     return found

@@ -101,8 +101,12 @@ def credit(
             expires = c.expires_at
             if expires is None and not is_pending:
                 expires = expiry_for(wallet, program.timezone, c.available_at)
+            # history older than its own expiry (an import): earned and expired in one go
+            expired_already = not is_pending and expires is not None and expires <= now
             posted, pending = deltas.get(account, (0, 0))
-            if is_pending:
+            if expired_already:
+                pass  # the balance does not change: in and out at once
+            elif is_pending:
                 deltas[account] = (posted, pending + c.amount_minor)
                 booked.pending[wallet_key] += c.amount_minor
             else:
@@ -130,15 +134,37 @@ def credit(
                     "effective_at": c.effective_at,
                 }
             )
+            if expired_already:
+                assert expires is not None
+                transfer_rows.append(
+                    _transfer(
+                        tenant_id,
+                        wallet_key,
+                        account,
+                        repository.system_account(session, tenant_id, wallet_key, "expired"),
+                        c.amount_minor,
+                        "expire",
+                        "posted",
+                        c.member_id,
+                        c.order_id,
+                        "expiry",
+                        c.idem_key,
+                        f"expire/{c.idem_key}",
+                        expires,
+                        rule=c.rule,
+                    )
+                )
             lot_rows.append(
                 {
                     "tenant_id": tenant_id,
                     "wallet": wallet_key,
                     "account_id": account,
                     "member_id": c.member_id,
-                    "status": "pending" if is_pending else "active",
+                    "status": "closed"
+                    if expired_already
+                    else ("pending" if is_pending else "active"),
                     "amount_minor": c.amount_minor,
-                    "remaining_minor": c.amount_minor,
+                    "remaining_minor": 0 if expired_already else c.amount_minor,
                     "available_at": c.available_at,
                     "expires_at": expires,
                     "order_id": c.order_id,
@@ -150,7 +176,12 @@ def credit(
             )
     # the lot points at its transfer (a later activation or void names the transfer)
     transfer_ids = repository.insert_transfers(session, transfer_rows)
-    for row, transfer_id in zip(lot_rows, transfer_ids, strict=True):
+    earn_ids = [
+        transfer_id
+        for row, transfer_id in zip(transfer_rows, transfer_ids, strict=True)
+        if row["code"] != "expire"
+    ]
+    for row, transfer_id in zip(lot_rows, earn_ids, strict=True):
         row["transfer_id"] = transfer_id
     repository.insert_lots(session, lot_rows)
     repository.add_balances(session, deltas)

@@ -377,7 +377,9 @@ def _touch(
     s["last_activity_at"] = max(filter(None, [s["last_activity_at"], activity_at]))
     moments = [s["settle_at"], ledger.inactivity_deadline(program.program, s["last_activity_at"])]
     for c in credits:
-        moments.append(c.available_at if c.available_at > now else _expiry(program, c))
+        moment = c.available_at if c.available_at > now else _expiry(program, c)
+        if moment is not None and moment > now:  # an earlier expiry was booked with the lot
+            moments.append(moment)
     present = [m for m in moments if m is not None]
     s["settle_at"] = min(present) if present else None
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from allegiance.db import read_session, write_session
+from allegiance.db import read_session, refresh_statistics, write_session
 from allegiance.errors import DomainError, ValidationFailed
 from allegiance.integration.csv.reader import Record, read_records
 from allegiance.member.schemas import MemberUpsert
@@ -39,6 +39,9 @@ class ImportReport:
     rejected_file: str | None = None
     points: dict[str, int] = field(default_factory=dict)
 
+
+# tables a large import grows, whose planner statistics are refreshed as it goes
+STATISTICS_TABLES = ("orders", "members", "ledger_accounts", "ledger_transfers", "ledger_lots")
 
 Progress = Callable[[int], None]  # bytes or records processed so far
 
@@ -91,6 +94,7 @@ def import_orders(
     with read_session(engine) as session:
         program = require_program(session, tenant_id=tenant_id)
     rejects = _Rejects(rejected_path(path))
+    flushed = 0
     try:
         batch: list[tuple[Record, PreparedOrder]] = []
         for record in _counted(read_records(path, "orders"), report, progress):
@@ -101,8 +105,12 @@ def import_orders(
             if len(batch) >= batch_size:
                 _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
                 batch = []
+                flushed += 1
+                if flushed in (1, 8, 64):  # the tables grow by orders of magnitude
+                    refresh_statistics(engine, STATISTICS_TABLES)
         if batch:
             _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+        refresh_statistics(engine, STATISTICS_TABLES)
     finally:
         rejects.close()
     report.rejected = rejects.count

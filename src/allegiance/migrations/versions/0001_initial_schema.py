@@ -71,7 +71,7 @@ def upgrade() -> None:
         sa.Column("posted_minor", sa.BigInteger(), nullable=False),
         sa.Column("pending_minor", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("tenant_id", "wallet", "owner_type", "owner_id"),
+        sa.UniqueConstraint("tenant_id", "owner_type", "owner_id", "wallet"),
     )
     op.create_table(
         "ledger_lots",
