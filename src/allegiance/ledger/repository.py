@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, is_postgres
@@ -66,19 +66,35 @@ def ensure_accounts(
     return found
 
 
+_ACCOUNTS = LedgerAccount.__table__
+_ACCOUNT_IDS = select(_ACCOUNTS.c.owner_id, _ACCOUNTS.c.id).where(
+    _ACCOUNTS.c.tenant_id == bindparam("tid"),
+    _ACCOUNTS.c.owner_type == bindparam("otype"),
+    _ACCOUNTS.c.owner_id.in_(bindparam("owners", expanding=True)),
+    _ACCOUNTS.c.wallet == bindparam("wallet"),
+)
+_MEMBER_ACCOUNTS = select(*_ACCOUNTS.c).where(
+    _ACCOUNTS.c.tenant_id == bindparam("tid"),
+    _ACCOUNTS.c.owner_type == "member",
+    _ACCOUNTS.c.owner_id == bindparam("owner"),
+)
+
+
 def _account_ids(
     session: Session, tenant_id: str, wallet: str, owner_type: str, owner_ids: Sequence[str]
 ) -> dict[str, int]:
     result: dict[str, int] = {}
     ids = list(set(owner_ids))
+    conn = session.connection()
     for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(LedgerAccount.owner_id, LedgerAccount.id).where(
-                LedgerAccount.tenant_id == tenant_id,
-                LedgerAccount.wallet == wallet,
-                LedgerAccount.owner_type == owner_type,
-                LedgerAccount.owner_id.in_(ids[start : start + 500]),
-            )
+        rows = conn.execute(
+            _ACCOUNT_IDS,
+            {
+                "tid": tenant_id,
+                "otype": owner_type,
+                "owners": ids[start : start + 500],
+                "wallet": wallet,
+            },
         )
         result.update({r[0]: r[1] for r in rows})
     return result
@@ -86,15 +102,10 @@ def _account_ids(
 
 def member_accounts(
     session: Session, tenant_id: str, member_id: str, *, lock: bool = False
-) -> list[LedgerAccount]:
-    stmt = select(LedgerAccount).where(
-        LedgerAccount.tenant_id == tenant_id,
-        LedgerAccount.owner_type == "member",
-        LedgerAccount.owner_id == member_id,
-    )
-    if lock and is_postgres(session):
-        stmt = stmt.with_for_update()
-    return list(session.scalars(stmt))
+) -> list[Any]:
+    """The member's accounts (rows with the LedgerAccount columns)."""
+    stmt = _MEMBER_ACCOUNTS.with_for_update() if lock and is_postgres(session) else _MEMBER_ACCOUNTS
+    return list(session.connection().execute(stmt, {"tid": tenant_id, "owner": member_id}))
 
 
 def account_balance(session: Session, account_id: int, *, lock: bool) -> tuple[int, int]:
@@ -116,7 +127,6 @@ def add_balances(session: Session, changes: dict[int, tuple[int, int]]) -> None:
     ]
     if not rows:
         return
-    from sqlalchemy import bindparam
 
     stmt = (
         update(LedgerAccount)
@@ -177,7 +187,6 @@ def update_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     """Each row: {lid, remaining, status, expires_at?, available_at?}."""
     if not rows:
         return
-    from sqlalchemy import bindparam
 
     plain = [r for r in rows if "expires_at" not in r]
     timed = [r for r in rows if "expires_at" in r]

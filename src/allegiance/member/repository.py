@@ -1,4 +1,4 @@
-"""SQL for members. ``lock_or_create`` is how every member write serialises on Postgres."""
+"""SQL for members. ``ensure_locked`` is how every member write serialises on Postgres."""
 
 from __future__ import annotations
 
@@ -34,14 +34,51 @@ def upsert(session: Session, values: dict[str, Any], update_fields: Sequence[str
     return member
 
 
+_MEMBERS = Member.__table__
+_NEW_MEMBER_COLUMNS = (
+    "tenant_id", "member_id", "tags", "attributes", "enrolled_at", "created_at", "updated_at",
+    "orders_count", "spend_minor",
+)  # fmt: skip
+_upsert_cache: dict[str, Any] = {}
+
+
+def _upsert_one(session: Session) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING: creates or row-locks one member."""
+    dialect = session.get_bind().dialect.name
+    stmt = _upsert_cache.get(dialect)
+    if stmt is None:
+        ins = dialect_insert(session)(_MEMBERS).values(
+            {name: bindparam(name) for name in _NEW_MEMBER_COLUMNS}
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["tenant_id", "member_id"],
+            set_={"tenant_id": ins.excluded.tenant_id},
+        ).returning(*_MEMBERS.c)
+        _upsert_cache[dialect] = stmt
+    return stmt
+
+
+_LOCK_MEMBERS = (
+    select(*_MEMBERS.c)
+    .where(
+        _MEMBERS.c.tenant_id == bindparam("tid"),
+        _MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(_MEMBERS.c.member_id)
+)
+
+
 def ensure_locked(
     session: Session, tenant_id: str, member_ids: Sequence[str], now: datetime
 ) -> dict[str, Member]:
-    """Create missing members (enrolled now) and lock all of them, in id order."""
+    """Create missing members (enrolled now) and lock all of them, in id order.
+
+    The members come back detached (not tracked by the session): changes are written with
+    explicit updates, never by an implicit flush.
+    """
     ids = sorted(set(member_ids))
     if not ids:
         return {}
-    ins = dialect_insert(session)
     rows = [
         {
             "tenant_id": tenant_id,
@@ -56,28 +93,16 @@ def ensure_locked(
         }
         for member_id in ids
     ]
+    conn = session.connection()
     if len(rows) == 1:
-        # one round trip: the upsert creates or row-locks the member and returns it
-        one = ins(Member).values(rows[0])
-        one = one.on_conflict_do_update(
-            index_elements=["tenant_id", "member_id"],
-            set_={"tenant_id": one.excluded.tenant_id},
-        ).returning(Member)
-        member = session.scalars(
-            select(Member).from_statement(one), execution_options={"populate_existing": True}
-        ).one()
-        return {member.member_id: member}
-    bulk_insert(session, Member.__table__, rows, skip_conflicts_on=("tenant_id", "member_id"))
+        row = conn.execute(_upsert_one(session), rows[0]).one()
+        return {row.member_id: Member(**row._mapping)}
+    bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
+    lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
     found: dict[str, Member] = {}
     for start in range(0, len(ids), 500):
-        q = (
-            select(Member)
-            .where(Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500]))
-            .order_by(Member.member_id)
-        )
-        if is_postgres(session):
-            q = q.with_for_update().execution_options(populate_existing=True)
-        found.update({m.member_id: m for m in session.scalars(q)})
+        for row in conn.execute(lock, {"tid": tenant_id, "ids": ids[start : start + 500]}):
+            found[row.member_id] = Member(**row._mapping)
     return found
 
 

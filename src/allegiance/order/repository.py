@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, dialect_insert, is_postgres
@@ -31,13 +31,23 @@ def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
         bulk_insert(session, Order.__table__, rows)
 
 
+_insert_if_new: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
 def insert_order_if_new(session: Session, row: dict[str, Any]) -> bool:
     """Insert one order unless its id is taken (waits for a concurrent insert to finish)."""
-    stmt = dialect_insert(session)(Order).values(**row)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "order_id"]).returning(
-        Order.order_id
-    )
-    return session.execute(stmt).first() is not None
+    table = Order.__table__
+    key = (session.get_bind().dialect.name, tuple(row))
+    stmt = _insert_if_new.get(key)
+    if stmt is None:
+        stmt = (
+            dialect_insert(session)(table)
+            .values({name: bindparam(name) for name in row})
+            .on_conflict_do_nothing(index_elements=["tenant_id", "order_id"])
+            .returning(table.c.order_id)
+        )
+        _insert_if_new[key] = stmt
+    return session.connection().execute(stmt, row).first() is not None
 
 
 def get_order(

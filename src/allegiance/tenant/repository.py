@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from allegiance.db import bulk_insert
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 
 
@@ -47,9 +48,8 @@ def revoke_key(session: Session, *, tenant_id: str, key_id: str, now: datetime) 
 
 
 def current_program_version(session: Session, tenant_id: str) -> int | None:
-    return session.execute(
-        select(Tenant.program_version).where(Tenant.id == tenant_id)
-    ).scalar_one_or_none()
+    row = session.connection().execute(_PROGRAM_VERSION, {"tid": tenant_id}).first()
+    return row[0] if row else None
 
 
 def lock_tenant_program(session: Session, tenant_id: str) -> int | None:
@@ -95,17 +95,29 @@ def max_program_version(session: Session, tenant_id: str) -> int:
     return int(value or 0)
 
 
-def find_idempotency(
-    session: Session, *, tenant_id: str, kind: str, key: str
-) -> IdempotencyRecord | None:
-    return session.execute(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.tenant_id == tenant_id,
-            IdempotencyRecord.kind == kind,
-            IdempotencyRecord.key == key,
-        )
-    ).scalar_one_or_none()
+# hot-path statements are built once: building and hashing a statement costs more than
+# running it
+_IDEMPOTENCY = IdempotencyRecord.__table__
+_FIND_IDEMPOTENCY = select(
+    _IDEMPOTENCY.c.request_hash, _IDEMPOTENCY.c.status_code, _IDEMPOTENCY.c.response
+).where(
+    _IDEMPOTENCY.c.tenant_id == bindparam("tid"),
+    _IDEMPOTENCY.c.kind == bindparam("kind"),
+    _IDEMPOTENCY.c.key == bindparam("key"),
+)
+_PROGRAM_VERSION = select(Tenant.__table__.c.program_version).where(
+    Tenant.__table__.c.id == bindparam("tid")
+)
+
+
+def find_idempotency(session: Session, *, tenant_id: str, kind: str, key: str) -> Any:
+    """(request_hash, status_code, response) stored under the id, or None."""
+    return (
+        session.connection()
+        .execute(_FIND_IDEMPOTENCY, {"tid": tenant_id, "kind": kind, "key": key})
+        .first()
+    )
 
 
 def insert_idempotency(session: Session, **values: Any) -> None:
-    session.execute(insert(IdempotencyRecord).values(**values))
+    bulk_insert(session, _IDEMPOTENCY, [values])
