@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, is_postgres
@@ -66,7 +66,7 @@ def ensure_accounts(
     return found
 
 
-_ACCOUNTS = LedgerAccount.__table__
+_ACCOUNTS = cast(Table, LedgerAccount.__table__)
 _ACCOUNT_IDS = select(_ACCOUNTS.c.owner_id, _ACCOUNTS.c.id).where(
     _ACCOUNTS.c.tenant_id == bindparam("tid"),
     _ACCOUNTS.c.owner_type == bindparam("otype"),
@@ -127,16 +127,17 @@ def add_balances(session: Session, changes: dict[int, tuple[int, int]]) -> None:
     ]
     if not rows:
         return
+    session.connection().execute(_ADD_BALANCES, rows)
 
-    stmt = (
-        update(LedgerAccount)
-        .where(LedgerAccount.id == bindparam("aid"))
-        .values(
-            posted_minor=LedgerAccount.posted_minor + bindparam("dp"),
-            pending_minor=LedgerAccount.pending_minor + bindparam("dq"),
-        )
+
+_ADD_BALANCES = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("aid"))
+    .values(
+        posted_minor=_ACCOUNTS.c.posted_minor + bindparam("dp"),
+        pending_minor=_ACCOUNTS.c.pending_minor + bindparam("dq"),
     )
-    session.connection().execute(stmt, rows)
+)
 
 
 def debit_if_enough(session: Session, account_id: int, amount_minor: int) -> bool:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, dialect_insert, is_postgres
@@ -34,7 +34,7 @@ def upsert(session: Session, values: dict[str, Any], update_fields: Sequence[str
     return member
 
 
-_MEMBERS = Member.__table__
+_MEMBERS = cast(Table, Member.__table__)
 _NEW_MEMBER_COLUMNS = (
     "tenant_id", "member_id", "tags", "attributes", "enrolled_at", "created_at", "updated_at",
     "orders_count", "spend_minor",
@@ -109,21 +109,22 @@ def ensure_locked(
 def update_stats(session: Session, rows: list[dict[str, Any]]) -> None:
     """Each row: {tid, mid, orders_count, spend_minor, first_order_at, last_order_at,
     last_activity_at, settle_at}."""
-    if not rows:
-        return
-    session.connection().execute(
-        update(Member)
-        .where(Member.tenant_id == bindparam("tid"), Member.member_id == bindparam("mid"))
-        .values(
-            orders_count=bindparam("orders_count"),
-            spend_minor=bindparam("spend_minor"),
-            first_order_at=bindparam("first_order_at"),
-            last_order_at=bindparam("last_order_at"),
-            last_activity_at=bindparam("last_activity_at"),
-            settle_at=bindparam("settle_at"),
-        ),
-        rows,
+    if rows:
+        session.connection().execute(_UPDATE_STATS, rows)
+
+
+_UPDATE_STATS = (
+    update(_MEMBERS)
+    .where(_MEMBERS.c.tenant_id == bindparam("tid"), _MEMBERS.c.member_id == bindparam("mid"))
+    .values(
+        orders_count=bindparam("orders_count"),
+        spend_minor=bindparam("spend_minor"),
+        first_order_at=bindparam("first_order_at"),
+        last_order_at=bindparam("last_order_at"),
+        last_activity_at=bindparam("last_activity_at"),
+        settle_at=bindparam("settle_at"),
     )
+)
 
 
 def set_settle_at(session: Session, tenant_id: str, member_id: str, at: datetime | None) -> None:
