@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -362,10 +363,11 @@ def demo(
     table.add_column("value", justify="right")
     table.add_row("members", f"{summary['members']:,}")
     table.add_row("orders", f"{summary['orders']:,}")
-    table.add_row("revenue (USD)", money_str(summary["revenue_minor"], 2))
+    table.add_row("revenue (USD)", f"{Decimal(money_str(summary['revenue_minor'], 2)):,}")
     table.add_row("points issued", f"{summary['issued_minor'].get('points', 0):,}")
     table.add_row(
-        "store credit issued (USD)", money_str(summary["issued_minor"].get("credit", 0), 2)
+        "store credit issued (USD)",
+        f"{Decimal(money_str(summary['issued_minor'].get('credit', 0), 2)):,}",
     )
     table.add_row(
         "import",
