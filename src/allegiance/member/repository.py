@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -68,6 +69,12 @@ _LOCK_MEMBERS = (
 )
 
 
+def _detached(row: Any) -> Member:
+    """A member row as a plain mutable object with the model's attributes (no ORM state:
+    building tracked instances costs more than the query)."""
+    return cast(Member, SimpleNamespace(**row._mapping))
+
+
 def ensure_locked(
     session: Session, tenant_id: str, member_ids: Sequence[str], now: datetime
 ) -> dict[str, Member]:
@@ -96,13 +103,13 @@ def ensure_locked(
     conn = session.connection()
     if len(rows) == 1:
         row = conn.execute(_upsert_one(session), rows[0]).one()
-        return {row.member_id: Member(**row._mapping)}
+        return {row.member_id: _detached(row)}
     bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
     lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
     found: dict[str, Member] = {}
     for start in range(0, len(ids), 500):
         for row in conn.execute(lock, {"tid": tenant_id, "ids": ids[start : start + 500]}):
-            found[row.member_id] = Member(**row._mapping)
+            found[row.member_id] = _detached(row)
     return found
 
 
