@@ -153,7 +153,7 @@ def evaluate(
     flat: dict[str, dict[str, Decimal]] = defaultdict(dict)  # fixed and percent, per rule
     applied: list[CompiledRule] = []
     for c in rules:
-        if not _window_ok(c, at):
+        if c.windowed and not _window_ok(c, at):
             continue
         if c.when is not None and not scope.test(c.when):
             continue

@@ -38,8 +38,22 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
+_period_cache: dict[tuple[str, datetime, str], str] = {}
+
+
 def period_key(period: str, at: datetime, tz: ZoneInfo) -> str:
-    """The calendar period containing ``at`` in zone ``tz``, as a stable key."""
+    """The calendar period containing ``at`` in zone ``tz``, as a stable key (memoised: one
+    booking asks for the same period several times)."""
+    key = (period, at, tz.key)
+    found = _period_cache.get(key)
+    if found is None:
+        if len(_period_cache) > 50_000:
+            _period_cache.clear()
+        found = _period_cache[key] = _period_key(period, at, tz)
+    return found
+
+
+def _period_key(period: str, at: datetime, tz: ZoneInfo) -> str:
     local = at.astimezone(tz)
     if period == "day":
         return local.strftime("d%Y-%m-%d")

@@ -20,6 +20,7 @@ class CompiledRule:
     items: Expression | None
     wallet: str
     campaign: Campaign | None
+    windowed: bool  # the rule or its campaign has starts_at / ends_at
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
     compiled: list[CompiledRule] = []
     for index, rule in enumerate(program.rules):
         part: Any = rule.earn or rule.multiply
+        campaign = campaigns.get(rule.campaign) if rule.campaign else None
         wallet = (part.wallet if part is not None else None) or program.default_wallet
         compiled.append(
             CompiledRule(
@@ -48,7 +50,12 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
                 when=compile_expression(rule.when) if rule.when else None,
                 items=compile_expression(part.items) if part is not None and part.items else None,
                 wallet=wallet,
-                campaign=campaigns.get(rule.campaign) if rule.campaign else None,
+                campaign=campaign,
+                windowed=bool(
+                    rule.starts_at
+                    or rule.ends_at
+                    or (campaign is not None and (campaign.starts_at or campaign.ends_at))
+                ),
             )
         )
     # document order, or by priority (lower first); ties keep document order
