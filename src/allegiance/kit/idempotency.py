@@ -91,16 +91,7 @@ def _attempt(
                     if found is not None:
                         return found
                 return _store_refusal(engine, tenant_id, kind, key, digest, now, refusal)
-            repository.insert_idempotency(
-                session,
-                tenant_id=tenant_id,
-                kind=kind,
-                key=key,
-                request_hash=digest,
-                status_code=status,
-                response=body,
-                created_at=now,
-            )
+            _remember(session, tenant_id, kind, key, digest, status, body, now)
             session.commit()
             return Outcome(status, body, False)
         except BaseException:
@@ -140,18 +131,31 @@ def _store_refusal(
         if found is not None:
             session.rollback()
             return found
-        repository.insert_idempotency(
-            session,
-            tenant_id=tenant_id,
-            kind=kind,
-            key=key,
-            request_hash=digest,
-            status_code=refusal.status,
-            response=body,
-            created_at=now,
-        )
+        _remember(session, tenant_id, kind, key, digest, refusal.status, body, now)
         session.commit()
     raise refusal
+
+
+def _remember(
+    session: Session,
+    tenant_id: str,
+    kind: str,
+    key: str,
+    digest: str,
+    status: int,
+    body: dict[str, Any],
+    now: datetime,
+) -> None:
+    repository.insert_idempotency(
+        session,
+        tenant_id=tenant_id,
+        kind=kind,
+        key=key,
+        request_hash=digest,
+        status_code=status,
+        response=body,
+        created_at=now,
+    )
 
 
 def _is_retryable(exc: OperationalError) -> bool:
