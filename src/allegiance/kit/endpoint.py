@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.db import get_engine
+from allegiance.errors import invalid
 from allegiance.kit.http import json_response, problem_response
 from allegiance.kit.idempotency import Outcome, request_hash, run_idempotent
 
@@ -24,6 +25,21 @@ async def body_digest(request: Request) -> str:
         return request_hash({"path": request.url.path, "body": orjson.loads(raw or b"null")})
     except orjson.JSONDecodeError:
         return ""
+
+
+def client_id(body_id: str, request: Request, *, required_in_body: bool = False) -> str:
+    """The create's client id: ``id`` in the body, or the ``Idempotency-Key`` header."""
+    header = (request.headers.get("idempotency-key") or "").strip()
+    if body_id and header and body_id != header:
+        raise invalid(["header", "Idempotency-Key"], "differs from the id in the body")
+    if required_in_body and not body_id:
+        raise invalid(["body", "id"], "the order's own id is required in the body")
+    found = body_id or header
+    if not found:
+        raise invalid(["body", "id"], "send a client id: 'id' in the body or an Idempotency-Key")
+    if len(found) > 255:
+        raise invalid(["header", "Idempotency-Key"], "at most 255 characters")
+    return found
 
 
 def respond(outcome: Outcome) -> Response:

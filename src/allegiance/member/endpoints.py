@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -10,7 +10,7 @@ from allegiance.auth import Caller, require
 from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
 from allegiance.errors import invalid
-from allegiance.kit.endpoint import body_digest, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
 from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
 from allegiance.ledger import service as ledger
@@ -106,9 +106,12 @@ def member_ledger(
 def post_adjustment(
     member_id: str,
     body: AdjustmentCreate,
+    request: Request,
     digest: str = Depends(body_digest),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
+    body = body.model_copy(update={"id": client_id(body.id, request)})
+
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         return 201, service.adjust_points(
             session,

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session
-from allegiance.kit.endpoint import body_digest, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
 from allegiance.order import service
 from allegiance.order.schemas import CancelCreate, Cart, EventCreate, OrderCreate, RefundCreate
@@ -20,9 +20,12 @@ router = APIRouter(prefix="/v1", tags=["orders"])
 @router.post("/orders", status_code=201)
 def post_order(
     body: OrderCreate,
+    request: Request,
     digest: str = Depends(body_digest),
     caller: Caller = Depends(require("ingest")),
 ) -> Response:
+    client_id(body.id, request, required_in_body=True)
+
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
         prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
@@ -44,9 +47,12 @@ def post_order(
 def post_refund(
     order_id: str,
     body: RefundCreate,
+    request: Request,
     digest: str = Depends(body_digest),
     caller: Caller = Depends(require("ingest")),
 ) -> Response:
+    body = body.model_copy(update={"id": client_id(body.id, request)})
+
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
         return 201, service.refund_order(
@@ -101,9 +107,12 @@ def post_cancel(
 @router.post("/events", status_code=201)
 def post_event(
     body: EventCreate,
+    request: Request,
     digest: str = Depends(body_digest),
     caller: Caller = Depends(require("ingest")),
 ) -> Response:
+    body = body.model_copy(update={"id": client_id(body.id, request)})
+
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
         return 201, service.record_event(

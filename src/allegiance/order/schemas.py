@@ -69,7 +69,8 @@ class RefundItem(Payload):
 
 
 class RefundCreate(Payload):
-    id: Id
+    # the client id: in the body, or else from the Idempotency-Key header (see endpoints)
+    id: Id = ""
     amount: Money | None = None
     items: list[RefundItem] | None = Field(default=None, max_length=1000)
     reason: str | None = Field(default=None, max_length=500)
@@ -87,7 +88,7 @@ class CancelCreate(Payload):
 
 
 class EventCreate(Payload):
-    id: Id
+    id: Id = ""
     type: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100)
     member_id: Id
     occurred_at: datetime | None = None
@@ -95,7 +96,7 @@ class EventCreate(Payload):
 
 
 class AdjustmentCreate(Payload):
-    id: Id
+    id: Id = ""
     wallet: str | None = Field(default=None, max_length=64)
     amount: Annotated[Decimal, Field(allow_inf_nan=False, max_digits=20)]
     reason: str = Field(min_length=1, max_length=500)
