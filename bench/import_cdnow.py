@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from _common import (
     stop_process_group,
     tail,
 )
+from allegiance.demo import cdnow
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/allegiance_import_bench"
 CSV_COLUMNS = [
@@ -86,48 +86,29 @@ PROGRAM: dict[str, Any] = {
 class CdnowRow:
     index: int
     customer: str
-    yyyymmdd: str
+    iso_date: str
     cds: int
     dollars: Decimal
 
 
 def find_cdnow_master() -> Path:
-    """``lifetimes/datasets/CDNOW_master.txt`` of the installed distribution (not imported)."""
+    """``CDNOW_master.txt`` of the installed ``lifetimes`` distribution (not imported)."""
     try:
-        files = importlib.metadata.files("lifetimes") or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise BenchError(
-            "the CDNOW data set comes with the PyPI package lifetimes: "
-            "pip install --no-deps lifetimes==0.11.3"
-        ) from exc
-    for entry in files:
-        if entry.name == "CDNOW_master.txt":
-            path = Path(str(entry.locate()))
-            if path.is_file():
-                return path
-    raise BenchError("lifetimes is installed but CDNOW_master.txt is not in it (need 0.11.3)")
+        return cdnow.locate(install=False)
+    except FileNotFoundError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def read_cdnow(path: Path) -> list[CdnowRow]:
-    """Whitespace-separated ``customer_id date number_of_cds dollar_value`` with a header."""
-    rows: list[CdnowRow] = []
-    with path.open(encoding="ascii", newline="") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if line_no == 1 and not fields[0].isdigit():
-                continue  # header
-            if len(fields) != 4:
-                raise BenchError(f"{path.name}:{line_no}: expected 4 fields, got {fields}")
-            customer, day, cds, dollars = fields
-            rows.append(CdnowRow(len(rows), customer, day, int(cds), Decimal(dollars)))
-    return rows
+    """The purchases in file order, read by the same code as ``allegiance demo``."""
+    return [
+        CdnowRow(index, customer, iso_date, cds, Decimal(dollars))
+        for index, (customer, iso_date, cds, dollars) in enumerate(cdnow.rows(path))
+    ]
 
 
 def row_order(row: CdnowRow) -> dict[str, Any]:
     """One CDNOW purchase as an order: one line, sku "cd", quantity = CDs, amount = dollars."""
-    day = row.yyyymmdd
     amount = row.dollars.quantize(CENT, rounding=ROUND_HALF_UP)
     unit_price = (
         (amount / row.cds).quantize(CENT, rounding=ROUND_HALF_UP) if row.cds else Decimal(0)
@@ -135,7 +116,7 @@ def row_order(row: CdnowRow) -> dict[str, Any]:
     return {
         "id": f"{row.customer}-{row.index}",
         "member_id": row.customer,
-        "placed_at": f"{day[:4]}-{day[4:6]}-{day[6:8]}T00:00:00+00:00",
+        "placed_at": f"{row.iso_date}T00:00:00+00:00",
         "currency": "USD",
         "total": f"{amount:.2f}",
         "sku": "cd",

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from allegiance.config import get_settings
 
@@ -140,18 +139,6 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
-def dispose_engines() -> None:
-    with _lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
-
-
-def sqlite_path(url: str) -> str | None:
-    parsed = make_url(normalize_url(url))
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
-
-
 @contextmanager
 def write_session(engine: Engine | None = None) -> Iterator[Session]:
     """A session whose transaction commits once at the end, or rolls back on any error."""
@@ -177,9 +164,6 @@ def read_session(engine: Engine | None = None) -> Iterator[Session]:
             # keep what was loaded usable after the block: detach, then end the transaction
             session.expunge_all()
             session.rollback()
-
-
-SessionFactory = sessionmaker
 
 
 def dialect_insert(session: Session) -> Any:

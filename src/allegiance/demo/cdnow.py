@@ -59,14 +59,12 @@ def _find() -> Path | None:
 def rows(path: Path) -> Iterator[tuple[str, str, int, str]]:
     """(customer id, ISO date, number of CDs, dollars as text) per purchase, in file order."""
     with path.open("r", encoding="utf-8", newline="") as handle:
-        for line_number, line in enumerate(handle):
+        for line in handle:
             parts = line.split()
             if len(parts) != 4 or not parts[1].isdigit():
                 continue  # header
             customer, day, cds, dollars = parts
-            iso = f"{day[0:4]}-{day[4:6]}-{day[6:8]}"
-            del line_number
-            yield customer, iso, int(cds), dollars
+            yield customer, f"{day[0:4]}-{day[4:6]}-{day[6:8]}", int(cds), dollars
 
 
 def write_orders_csv(source: Path, target: Path) -> int:

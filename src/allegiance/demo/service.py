@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from allegiance.db import read_session, write_session
-from allegiance.integration.csv.service import ImportReport, Progress, import_orders
 from allegiance.kit.yamlio import load_yaml
 from allegiance.ledger.models import LedgerAccount, Transfer
 from allegiance.member.models import Member
@@ -48,16 +47,6 @@ def setup_tenant(engine: Engine, now: datetime) -> DemoSetup:
             return DemoSetup(tenant_id, key.api_key, True)
         key = create_api_key(session, tenant_id=tenant_id, scope="admin", name="demo", now=now)
         return DemoSetup(tenant_id, key.api_key, False)
-
-
-def load_history(
-    engine: Engine,
-    tenant_id: str,
-    orders_csv: Path,
-    now: datetime,
-    progress: Progress | None = None,
-) -> ImportReport:
-    return import_orders(engine, tenant_id=tenant_id, path=orders_csv, now=now, progress=progress)
 
 
 def summary(engine: Engine, tenant_id: str, top: int = 5) -> dict[str, Any]:

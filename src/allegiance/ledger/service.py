@@ -64,10 +64,6 @@ def expiry_for(wallet: Wallet, timezone: str, activated_at: datetime) -> datetim
     return None  # never, or inactivity_days (decided per member, not per lot)
 
 
-def pending_until(wallet: Wallet, at: datetime) -> datetime:
-    return at + timedelta(days=float(wallet.pending_days))
-
-
 def credit(
     session: Session, *, tenant_id: str, program: Program, credits: list[Credit], now: datetime
 ) -> Booked:

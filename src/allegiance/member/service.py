@@ -130,6 +130,7 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
     member = get_member(session, tenant_id=tenant_id, member_id=member_id)
     compiled = load_program(session, tenant_id=tenant_id)
     precision = {k: w.precision for k, w in compiled.program.wallets.items()} if compiled else {}
+    accounts = ledger.member_account_ids(session, tenant_id, member_id)
     transfers = ledger.ledger_page(
         session, tenant_id=tenant_id, member_id=member_id, before_id=None, limit=100_000
     )
@@ -137,14 +138,7 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "profile": profile(member),
         "orders": orders.orders_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
-        "ledger": [
-            transfer_view(
-                t,
-                precision.get(t.wallet, 0),
-                ledger.member_account_ids(session, tenant_id, member_id),
-            )
-            for t in transfers
-        ],
+        "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
     }
 
 

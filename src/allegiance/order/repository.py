@@ -74,29 +74,9 @@ def insert_refund(session: Session, **values: Any) -> None:
     session.execute(insert(Refund).values(**values))
 
 
-def existing_refund_ids(session: Session, tenant_id: str, refund_ids: Sequence[str]) -> set[str]:
-    return set(
-        session.scalars(
-            select(Refund.refund_id).where(
-                Refund.tenant_id == tenant_id, Refund.refund_id.in_(list(refund_ids))
-            )
-        )
-    )
-
-
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.execute(insert(Event), rows)
-
-
-def existing_event_ids(session: Session, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
-    return set(
-        session.scalars(
-            select(Event.event_id).where(
-                Event.tenant_id == tenant_id, Event.event_id.in_(list(event_ids))
-            )
-        )
-    )
 
 
 def orders_of_member(session: Session, tenant_id: str, member_id: str, limit: int) -> list[Order]:

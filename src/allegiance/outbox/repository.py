@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert
@@ -25,12 +25,3 @@ def list_events(
     if after_id is not None:
         stmt = stmt.where(OutboxEvent.id > after_id)
     return list(session.scalars(stmt.order_by(OutboxEvent.id).limit(limit)))
-
-
-def count_by_type(session: Session, tenant_id: str) -> dict[str, int]:
-    rows = session.execute(
-        select(OutboxEvent.type, func.count())
-        .where(OutboxEvent.tenant_id == tenant_id)
-        .group_by(OutboxEvent.type)
-    )
-    return {r[0]: int(r[1]) for r in rows}
