@@ -151,8 +151,9 @@ def create_app() -> FastAPI:
     from allegiance.outbox.endpoints import router as domain_events
     from allegiance.program.endpoints import router as program
     from allegiance.tenant.endpoints import router as api_keys
+    from allegiance.tier.endpoints import router as tiers
 
-    for router in (program, members, orders, api_keys, domain_events):
+    for router in (program, members, tiers, orders, api_keys, domain_events):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

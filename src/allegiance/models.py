@@ -7,6 +7,7 @@ from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
+from allegiance.tier.models import TierChange, TierFact, TierState
 
 __all__ = [
     "ApiKey",
@@ -22,5 +23,8 @@ __all__ = [
     "Refund",
     "RuleUsage",
     "Tenant",
+    "TierChange",
+    "TierFact",
+    "TierState",
     "Transfer",
 ]

@@ -15,6 +15,7 @@ from allegiance.member import repository
 from allegiance.member.models import Member
 from allegiance.member.schemas import MemberUpsert
 from allegiance.program.service import load_program
+from allegiance.tier import service as tiers
 
 MEMBER_ID_MAX = 255
 
@@ -73,7 +74,13 @@ def member_view(
     view = profile(member)
     view.update(
         {
-            "tier": None,
+            "tier": tiers.tier_view(
+                session,
+                tenant_id=tenant_id,
+                program=compiled,
+                owner=("member", member_id),
+                now=now,
+            ),
             "balances": ledger.balances_view(
                 session,
                 tenant_id=tenant_id,

@@ -33,6 +33,9 @@ from allegiance.order import repository
 from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
 from allegiance.outbox import service as outbox
 from allegiance.program.compiled import CompiledProgram
+from allegiance.tier import service as tiers
+from allegiance.tier.repository import Owner
+from allegiance.tier.service import NO_TIER, Held, TierBook
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Booking:
     order: PreparedOrder
     evaluation: Evaluation = field(default_factory=Evaluation)
     credits: list[Credit] = field(default_factory=list)
+    tier_effects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -153,13 +157,17 @@ def _whole_or_float(value: Decimal) -> int | float:
 
 
 def member_context(
-    member: Member | None, exponent: int, stats: dict[str, Any] | None = None
+    member: Member | None,
+    exponent: int,
+    stats: dict[str, Any] | None = None,
+    held: Held = NO_TIER,
 ) -> dict[str, Any]:
     """The member as CEL sees it; ``stats`` (a batch's running totals) override the row."""
     if member is None:
         return {
             "id": "", "email": "", "name": "", "phone": "", "locale": "", "tags": [],
-            "attributes": {}, "tier": "", "account_id": "", "enrolled_at": None,
+            "attributes": {}, "tier": "", "perks": [], "account_id": "", "account_role": "",
+            "enrolled_at": None,
             "birthdate": "", "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
             "segments": [], "badges": [],
         }  # fmt: skip
@@ -171,8 +179,10 @@ def member_context(
         "locale": member.locale or "",
         "tags": list(member.tags or []),
         "attributes": dict(member.attributes or {}),
-        "tier": "",
+        "tier": held.key or "",
+        "perks": list(held.perks),
         "account_id": member.account_id or "",
+        "account_role": "",
         "enrolled_at": member.enrolled_at,
         "birthdate": member.birthdate.isoformat() if member.birthdate else "",
         "stats": {
@@ -217,12 +227,13 @@ def _evaluate(
     member: Member | None,
     usage: UsageBook,
     stats: dict[str, Any] | None = None,
+    held: Held = NO_TIER,
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     exponent = currency_exponent(program.currency)
     context = dict(prepared.context)
-    context["member"] = member_context(member, exponent, stats)
+    context["member"] = member_context(member, exponent, stats, held)
     return evaluate(
         program,
         event_type="order.completed",
@@ -231,6 +242,34 @@ def _evaluate(
         member_id=member.member_id,
         at=prepared.placed_at,
         usage=usage,
+        tier_multiplier=held.multiplier,
+        tier_key=held.key,
+    )
+
+
+def holder(member_id: str) -> Owner:
+    """Who holds a member's tier: the member (B2B pooled accounts hold their buyers')."""
+    return ("member", member_id)
+
+
+def tier_book(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member_ids: list[str],
+    earliest: datetime,
+    now: datetime,
+) -> TierBook | None:
+    if program.program.tiers is None or not member_ids:
+        return None
+    return TierBook(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        owners=sorted({holder(m) for m in member_ids}),
+        earliest=earliest,
+        now=now,
     )
 
 
@@ -283,6 +322,14 @@ def book_orders(
         for k in usage_keys(program, rules, o.member_id, o.placed_at)
     ]
     usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=True)
+    book = tier_book(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        member_ids=member_ids,
+        earliest=min(o.placed_at for o in orders),
+        now=now,
+    )
     bookings: list[Booking] = []
     credits: list[Credit] = []
     stats: dict[str, dict[str, Any]] = {}
@@ -290,7 +337,22 @@ def book_orders(
     for o in orders:
         member = locked.get(o.member_id) if o.member_id else None
         running = stats.get(member.member_id) if member is not None else None
-        booking = Booking(order=o, evaluation=_evaluate(program, o, member, usage, running))
+        owner = holder(member.member_id) if member is not None else None
+        held = book.held(owner, o.placed_at) if book and owner else NO_TIER
+        booking = Booking(order=o, evaluation=_evaluate(program, o, member, usage, running, held))
+        if book is not None and owner is not None:
+            book.record(
+                owner,
+                at=o.placed_at,
+                source_type="order",
+                source_id=o.order_id,
+                spend_minor=o.total_minor,
+                orders=1,
+                points_minor=booking.evaluation.totals_minor.get(book.ladder.wallet, 0),
+            )
+            effect = book.reassess(owner, at=o.placed_at, reason="qualified", source_id=o.order_id)
+            if effect is not None:
+                booking.tier_effects.append(effect)
         for share in booking.evaluation.shares:
             wallet = wallets[share.wallet]
             available = o.placed_at + timedelta(days=float(wallet.pending_days))
@@ -363,6 +425,8 @@ def book_orders(
             )
     members.update_stats(session, list(stats.values()))
     outbox.emit_many(session, events)
+    if book is not None:
+        book.flush()
     return bookings
 
 
@@ -463,7 +527,8 @@ def order_response(
         "status": "completed",
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
-        "effects": earn_effects(program, booking.evaluation, booking.credits, now),
+        "effects": earn_effects(program, booking.evaluation, booking.credits, now)
+        + booking.tier_effects,
         "balances": balances(session, tenant_id=tenant_id, program=program, member_id=o.member_id),
     }
 
@@ -510,7 +575,10 @@ def evaluate_cart(
             spend_minor=0,
             enrolled_at=now,
         )
-    evaluation = _evaluate(program, cart, member, usage)
+    held = tiers.current(
+        session, tenant_id=tenant_id, program=program, owner=holder(member.member_id), at=now
+    )
+    evaluation = _evaluate(program, cart, member, usage, held=held)
     wallets = program.program.wallets
     points: dict[str, int] = {}
     for share in evaluation.shares:
@@ -659,6 +727,7 @@ def _reverse(
     )
     cumulative = order.refunded_minor + amount_minor
     effects: list[dict[str, Any]] = []
+    reversed_by_wallet: dict[str, int] = {}
     if order.member_id and order.total_minor > 0:
         share = Decimal(cumulative) / Decimal(order.total_minor)
         for wallet_key, (earned, reversed_) in sorted(
@@ -671,6 +740,7 @@ def _reverse(
             delta = min(target, earned) - reversed_
             if delta <= 0:
                 continue
+            reversed_by_wallet[wallet_key] = delta
             voided, taken = ledger.reverse_order_points(
                 session,
                 tenant_id=tenant_id,
@@ -694,7 +764,35 @@ def _reverse(
                 }
             )
     status = "cancelled" if cancel else order.status
+    counted_before = order.status != "cancelled" and (
+        order.refunded_minor < order.total_minor or order.total_minor == 0
+    )
     repository.set_refunded(session, tenant_id, order_id, cumulative, status)
+    if order.member_id:
+        counted_after = not cancel and (cumulative < order.total_minor or order.total_minor == 0)
+        book = tier_book(
+            session,
+            tenant_id=tenant_id,
+            program=program,
+            member_ids=[order.member_id],
+            earliest=order.placed_at,
+            now=now,
+        )
+        if book is not None:
+            owner = holder(order.member_id)
+            book.record(
+                owner,
+                at=order.placed_at,  # net of refunds: the refund leaves the order's window
+                source_type=source_type,
+                source_id=source_id,
+                spend_minor=-amount_minor,
+                orders=int(counted_after) - int(counted_before),
+                points_minor=-reversed_by_wallet.get(book.ladder.wallet, 0),
+            )
+            effect = book.reassess(owner, at=now, reason=source_type, source_id=source_id)
+            if effect is not None:
+                effects.append(effect)
+            book.flush()
     if order.member_id:
         member = members.get(session, tenant_id, order.member_id)
         if member is not None:
@@ -765,6 +863,16 @@ def record_event(
         keys=usage_keys(program, rules, event.member_id, occurred_at),
         lock=True,
     )
+    book = tier_book(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        member_ids=[event.member_id],
+        earliest=occurred_at,
+        now=now,
+    )
+    owner = holder(event.member_id)
+    held = book.held(owner, occurred_at) if book is not None else NO_TIER
     exponent = currency_exponent(program.currency)
     amount = event.properties.get("amount")
     event_amount = None
@@ -780,7 +888,7 @@ def record_event(
             "occurred_at": occurred_at,
             "properties": event.properties,
         },
-        "member": member_context(member, exponent),
+        "member": member_context(member, exponent, held=held),
         "account": {"id": "", "group": "", "attributes": {}},
         "now": now,
     }
@@ -817,6 +925,18 @@ def record_event(
         now=max(now, occurred_at),
     )
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
+    tier_effects: list[dict[str, Any]] = []
+    if book is not None:
+        points = evaluation.totals_minor.get(book.ladder.wallet, 0)
+        if points:
+            book.record(
+                owner, at=occurred_at, source_type="event", source_id=event.id,
+                points_minor=points,
+            )  # fmt: skip
+            effect = book.reassess(owner, at=occurred_at, reason="qualified", source_id=event.id)
+            if effect is not None:
+                tier_effects.append(effect)
+        book.flush()
     s = _stats_of(member)
     _touch(program, s, occurred_at, credits, max(now, occurred_at))
     members.update_stats(session, [s])
@@ -832,7 +952,7 @@ def record_event(
         "type": event.type,
         "member_id": event.member_id,
         "rules_applied": evaluation.applied,
-        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)),
+        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)) + tier_effects,
         "balances": balances(
             session, tenant_id=tenant_id, program=program, member_id=event.member_id
         ),

@@ -144,8 +144,10 @@ class Campaign(Strict):
 
 
 class TierBenefits(Strict):
-    earn_multiplier: Annotated[Decimal, Field(ge=0)] = Decimal(1)
-    perks: list[str] = Field(default_factory=list)
+    earn_multiplier: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)] = Decimal(1)
+    perks: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
 
 
 class TierLevel(Strict):
@@ -168,15 +170,19 @@ class TierWindow(Strict):
 
 class TierDowngrade(Strict):
     mode: Literal["never", "immediate", "period_end"] = "never"
-    grace_days: Annotated[int, Field(ge=0)] = 0
-    review_days: Annotated[int, Field(ge=1)] | None = None
+    grace_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    # reviews every N days from the day the member reached its tier; default: calendar year end
+    review_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    # the qualifying metric starts again from zero at each review (points stay spendable)
+    reset_at_review: bool = False
 
 
 class Tiers(Strict):
     metric: Literal["points_earned", "spend", "orders"] = "spend"
+    wallet: Key | None = None  # the wallet whose earned points count for points_earned
     window: TierWindow = Field(default_factory=TierWindow)
     downgrade: TierDowngrade = Field(default_factory=TierDowngrade)
-    levels: list[TierLevel] = Field(min_length=1)
+    levels: list[TierLevel] = Field(min_length=1, max_length=50)
 
 
 class Program(Strict):

@@ -61,7 +61,9 @@ def sample_context() -> dict[str, Any]:
             "tags": ["tag"],
             "attributes": {},
             "tier": "",
+            "perks": ["free_shipping"],
             "account_id": "",
+            "account_role": "",
             "enrolled_at": _SAMPLE_TIME,
             "birthdate": "2000-01-01",
             "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
@@ -74,7 +76,7 @@ def sample_context() -> dict[str, Any]:
             "occurred_at": _SAMPLE_TIME,
             "properties": {},
         },
-        "account": {"id": "", "group": "", "attributes": {}},
+        "account": {"id": "", "name": "", "group": "", "pooled": False, "attributes": {}},
         "now": _SAMPLE_TIME,
     }
 
@@ -170,6 +172,17 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
             errors.append(
                 {"loc": ["tiers", "levels"], "msg": "thresholds must be strictly increasing"}
             )
+        if program.tiers.wallet and program.tiers.wallet not in program.wallets:
+            errors.append({"loc": ["tiers", "wallet"], "msg": _unknown_wallet(program)})
+        if program.tiers.metric == "orders":
+            for index, level in enumerate(program.tiers.levels):
+                if level.threshold != level.threshold.to_integral_value():
+                    errors.append(
+                        {
+                            "loc": ["tiers", "levels", index, "threshold"],
+                            "msg": "an orders threshold is a whole number",
+                        }
+                    )
     return (None, errors) if errors else (program, [])
 
 

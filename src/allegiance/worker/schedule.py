@@ -19,8 +19,10 @@ class Job:
 
 def jobs() -> list[Job]:
     from allegiance.ledger import tasks as ledger_tasks
+    from allegiance.tier import tasks as tier_tasks
 
     return [
         Job("activate_and_expire", ledger_tasks.settle_due_members),
         Job("expiring_notices", ledger_tasks.notify_expiring),
+        Job("tier_reviews", tier_tasks.review_due),
     ]

@@ -287,8 +287,90 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "version"),
     )
 
+    op.create_table(
+        "tier_facts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_type", sa.String(length=20), nullable=False),
+        sa.Column("owner_id", sa.String(length=255), nullable=False),
+        sa.Column("at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("source_type", sa.String(length=20), nullable=False),
+        sa.Column("source_id", sa.String(length=255), nullable=False),
+        sa.Column("spend_minor", sa.BigInteger(), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("points_minor", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("tier_facts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tier_facts_owner", ["tenant_id", "owner_type", "owner_id", "at"], unique=False
+        )
+
+    op.create_table(
+        "tier_history",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_type", sa.String(length=20), nullable=False),
+        sa.Column("owner_id", sa.String(length=255), nullable=False),
+        sa.Column("at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("from_key", sa.String(length=64), nullable=True),
+        sa.Column("to_key", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("value", sa.String(length=40), nullable=True),
+        sa.Column("source_id", sa.String(length=255), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("tier_history", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tier_history_owner", ["tenant_id", "owner_type", "owner_id"], unique=False
+        )
+
+    op.create_table(
+        "tier_states",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_type", sa.String(length=20), nullable=False),
+        sa.Column("owner_id", sa.String(length=255), nullable=False),
+        sa.Column("achieved_key", sa.String(length=64), nullable=True),
+        sa.Column("manual_key", sa.String(length=64), nullable=True),
+        sa.Column("manual_until", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("manual_reason", sa.String(length=500), nullable=True),
+        sa.Column("shown_key", sa.String(length=64), nullable=True),
+        sa.Column("shown_since", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("period_start", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_review_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("downgrade_to", sa.String(length=64), nullable=True),
+        sa.Column("downgrade_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "owner_type", "owner_id"),
+    )
+    with op.batch_alter_table("tier_states", schema=None) as batch_op:
+        batch_op.create_index("ix_tier_states_due", ["tenant_id", "due_at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("tier_states", schema=None) as batch_op:
+        batch_op.drop_index("ix_tier_states_due")
+
+    op.drop_table("tier_states")
+    with op.batch_alter_table("tier_history", schema=None) as batch_op:
+        batch_op.drop_index("ix_tier_history_owner")
+
+    op.drop_table("tier_history")
+    with op.batch_alter_table("tier_facts", schema=None) as batch_op:
+        batch_op.drop_index("ix_tier_facts_owner")
+
+    op.drop_table("tier_facts")
 
     op.drop_table("program_versions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
