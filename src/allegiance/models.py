@@ -1,15 +1,18 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
+from allegiance.b2b.models import Account
 from allegiance.earning.models import RuleUsage
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
+from allegiance.redemption.models import Redemption
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 from allegiance.tier.models import TierChange, TierFact, TierState
 
 __all__ = [
+    "Account",
     "ApiKey",
     "Base",
     "Event",
@@ -20,6 +23,7 @@ __all__ = [
     "Order",
     "OutboxEvent",
     "ProgramVersion",
+    "Redemption",
     "Refund",
     "RuleUsage",
     "Tenant",

@@ -75,7 +75,7 @@ _ACCOUNT_IDS = select(_ACCOUNTS.c.owner_id, _ACCOUNTS.c.id).where(
 )
 _MEMBER_ACCOUNTS = select(*_ACCOUNTS.c).where(
     _ACCOUNTS.c.tenant_id == bindparam("tid"),
-    _ACCOUNTS.c.owner_type == "member",
+    _ACCOUNTS.c.owner_type == bindparam("otype"),
     _ACCOUNTS.c.owner_id == bindparam("owner"),
 )
 
@@ -101,11 +101,20 @@ def _account_ids(
 
 
 def member_accounts(
-    session: Session, tenant_id: str, member_id: str, *, lock: bool = False
+    session: Session,
+    tenant_id: str,
+    member_id: str,
+    *,
+    lock: bool = False,
+    owner_type: str = "member",
 ) -> list[Any]:
-    """The member's accounts (rows with the LedgerAccount columns)."""
+    """The holder's accounts (rows with the LedgerAccount columns)."""
     stmt = _MEMBER_ACCOUNTS.with_for_update() if lock and is_postgres(session) else _MEMBER_ACCOUNTS
-    return list(session.connection().execute(stmt, {"tid": tenant_id, "owner": member_id}))
+    return list(
+        session.connection().execute(
+            stmt, {"tid": tenant_id, "otype": owner_type, "owner": member_id}
+        )
+    )
 
 
 def account_balance(session: Session, account_id: int, *, lock: bool) -> tuple[int, int]:
@@ -212,6 +221,12 @@ def update_lots(session: Session, rows: list[dict[str, Any]]) -> None:
         )
 
 
+def lots_by_id(session: Session, lot_ids: Sequence[int]) -> list[Lot]:
+    if not lot_ids:
+        return []
+    return list(session.scalars(select(Lot).where(Lot.id.in_(list(lot_ids)))))
+
+
 def open_lots(
     session: Session, account_id: int, *, status: str, order_id: str | None = None
 ) -> list[Lot]:
@@ -297,13 +312,13 @@ def _aware(value: Any) -> datetime:
     return converted
 
 
-def lots_of_member(session: Session, tenant_id: str, member_id: str) -> list[Lot]:
+def lots_of_accounts(session: Session, account_ids: Sequence[int]) -> list[Lot]:
+    if not account_ids:
+        return []
     return list(
         session.scalars(
             select(Lot).where(
-                Lot.tenant_id == tenant_id,
-                Lot.member_id == member_id,
-                Lot.status.in_(("pending", "active")),
+                Lot.account_id.in_(list(account_ids)), Lot.status.in_(("pending", "active"))
             )
         )
     )

@@ -41,6 +41,13 @@ class Credit:
     rule: str | None = None
     reason: str | None = None
     expires_at: datetime | None = None  # explicit expiry (manual credits); else wallet policy
+    # the wallet's holder when it is not the member: a B2B account with a pooled wallet
+    owner_type: str = "member"
+    owner_id: str | None = None
+
+    @property
+    def holder(self) -> str:
+        return self.owner_id if self.owner_id is not None else self.member_id
 
 
 @dataclass
@@ -71,20 +78,20 @@ def credit(
     booked = Booked()
     if not credits:
         return booked
-    by_wallet: dict[str, list[Credit]] = defaultdict(list)
+    by_wallet: dict[tuple[str, str], list[Credit]] = defaultdict(list)
     for c in credits:
-        by_wallet[c.wallet].append(c)
+        by_wallet[(c.wallet, c.owner_type)].append(c)
     deltas: dict[int, tuple[int, int]] = {}
     transfer_rows: list[dict[str, Any]] = []
     lot_rows: list[dict[str, Any]] = []
     debt_netting: list[tuple[int, int]] = []  # (account id, amount) of active credits
-    for wallet_key, items in sorted(by_wallet.items()):
+    for (wallet_key, owner_type), items in sorted(by_wallet.items()):
         wallet = program.wallets[wallet_key]
         issued = repository.system_account(
             session, tenant_id, wallet_key, "issued" if items[0].code == "earn" else "adjustments"
         )
         accounts = repository.ensure_accounts(
-            session, tenant_id, wallet_key, "member", [c.member_id for c in items]
+            session, tenant_id, wallet_key, owner_type, [c.holder for c in items]
         )
         for c in items:
             if c.amount_minor <= 0:
@@ -92,7 +99,7 @@ def credit(
             source = issued
             if c.code != "earn":
                 source = repository.system_account(session, tenant_id, wallet_key, "adjustments")
-            account = accounts[c.member_id]
+            account = accounts[c.holder]
             is_pending = c.available_at > now
             expires = c.expires_at
             if expires is None and not is_pending:
@@ -226,11 +233,15 @@ def debit(
     now: datetime,
     reason: str | None = None,
     counter: str = "redeemed",
+    owner_type: str = "member",
+    owner_id: str | None = None,
 ) -> int:
-    """Spend active points earliest-expiry first; InsufficientPoints if the balance is short."""
-    account = repository.ensure_accounts(session, tenant_id, wallet, "member", [member_id])[
-        member_id
-    ]
+    """Spend active points earliest-expiry first; InsufficientPoints if the balance is short.
+
+    ``owner_type``/``owner_id`` name the holder when it is not the member (a pooled B2B
+    account); ``member_id`` is then the member who spends."""
+    holder = owner_id if owner_id is not None else member_id
+    account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [holder])[holder]
     if not repository.debit_if_enough(session, account, amount_minor):
         raise InsufficientPoints(
             f"the {wallet} balance is lower than {amount_minor} minor units",
@@ -262,6 +273,194 @@ def debit(
         ],
     )
     return account
+
+
+@dataclass
+class Hold:
+    """Points taken out of a wallet and parked in the ``held`` system account, waiting for a
+    decision: ``post_hold`` spends them, ``release_hold`` puts them back into the lots they
+    came from."""
+
+    account_id: int
+    amount_minor: int
+    lots: list[tuple[int, int]]  # (lot id, amount taken)
+
+
+def hold(
+    session: Session,
+    *,
+    tenant_id: str,
+    wallet: str,
+    owner_type: str,
+    owner_id: str,
+    member_id: str | None,
+    amount_minor: int,
+    source_type: str,
+    source_id: str,
+    now: datetime,
+) -> Hold:
+    """Reserve points (phase one of a two-phase spend). InsufficientPoints when short."""
+    account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [owner_id])[
+        owner_id
+    ]
+    if not repository.debit_if_enough(session, account, amount_minor):
+        raise InsufficientPoints(
+            f"the {wallet} balance is lower than {amount_minor} minor units",
+            errors=[{"loc": ["body", "quantity"], "msg": "costs more than the active balance"}],
+        )
+    taken = _take_lots(session, account, amount_minor)
+    held = repository.system_account(session, tenant_id, wallet, "held")
+    repository.insert_transfers(
+        session,
+        [
+            _transfer(
+                tenant_id,
+                wallet,
+                account,
+                held,
+                amount_minor,
+                "hold",
+                "posted",
+                member_id,
+                None,
+                source_type,
+                source_id,
+                f"{source_type}/{source_id}/hold",
+                now,
+            )
+        ],
+    )
+    return Hold(account_id=account, amount_minor=amount_minor, lots=taken)
+
+
+def post_hold(
+    session: Session,
+    *,
+    tenant_id: str,
+    wallet: str,
+    member_id: str | None,
+    amount_minor: int,
+    source_type: str,
+    source_id: str,
+    now: datetime,
+) -> None:
+    """Phase two: the held points are spent (``held`` → ``redeemed``)."""
+    held = repository.system_account(session, tenant_id, wallet, "held")
+    redeemed = repository.system_account(session, tenant_id, wallet, "redeemed")
+    repository.insert_transfers(
+        session,
+        [
+            _transfer(
+                tenant_id,
+                wallet,
+                held,
+                redeemed,
+                amount_minor,
+                "spend",
+                "posted",
+                member_id,
+                None,
+                source_type,
+                source_id,
+                f"{source_type}/{source_id}/spend",
+                now,
+            )
+        ],
+    )
+
+
+def release_hold(
+    session: Session,
+    *,
+    tenant_id: str,
+    wallet: str,
+    account_id: int,
+    member_id: str | None,
+    lots: list[tuple[int, int]],
+    source_type: str,
+    source_id: str,
+    now: datetime,
+) -> int:
+    """Phase two, the other way: held points go back into the lots they came from. A lot
+    that expired meanwhile gets its share back and loses it at once (an ``expire`` transfer):
+    a hold never extends a lot's life. Returns what is usable again."""
+    held = repository.system_account(session, tenant_id, wallet, "held")
+    by_id = {lot.id: lot for lot in repository.lots_by_id(session, [lot_id for lot_id, _ in lots])}
+    total = sum(amount for _, amount in lots)
+    transfers = [
+        _transfer(
+            tenant_id,
+            wallet,
+            held,
+            account_id,
+            total,
+            "release",
+            "posted",
+            member_id,
+            None,
+            source_type,
+            source_id,
+            f"{source_type}/{source_id}/release",
+            now,
+        )
+    ]
+    updates: list[dict[str, Any]] = []
+    usable = 0
+    expired_amount = 0
+    for lot_id, amount in lots:
+        lot = by_id[lot_id]
+        if lot.expires_at is not None and lot.expires_at <= now:
+            expired_amount += amount
+            continue
+        lot.remaining_minor += amount
+        lot.status = "active"
+        updates.append(_lot_row(lot))
+        usable += amount
+    if expired_amount:
+        transfers.append(
+            _transfer(
+                tenant_id,
+                wallet,
+                account_id,
+                repository.system_account(session, tenant_id, wallet, "expired"),
+                expired_amount,
+                "expire",
+                "posted",
+                member_id,
+                None,
+                source_type,
+                source_id,
+                f"{source_type}/{source_id}/release-expired",
+                now,
+            )
+        )
+    repository.update_lots(session, _dedupe(updates))
+    repository.insert_transfers(session, transfers)
+    repository.add_balances(session, {account_id: (usable, 0)})
+    return usable
+
+
+def _take_lots(session: Session, account_id: int, amount_minor: int) -> list[tuple[int, int]]:
+    """Take from active lots earliest-expiry first; returns what came from which lot."""
+    left = amount_minor
+    taken: list[tuple[int, int]] = []
+    updates: list[dict[str, Any]] = []
+    for lot in repository.open_lots(session, account_id, status="active"):
+        if left == 0:
+            break
+        if lot.remaining_minor <= 0:
+            continue
+        take = min(left, lot.remaining_minor)
+        lot.remaining_minor -= take
+        if lot.remaining_minor == 0:
+            lot.status = "closed"
+        left -= take
+        taken.append((lot.id, take))
+        updates.append(_lot_row(lot))
+    repository.update_lots(session, updates)
+    if left:
+        raise AssertionError("the balance covered the hold but the lots did not")
+    return taken
 
 
 def _consume_lots(
@@ -300,6 +499,8 @@ def reverse_order_points(
     source_type: str,
     source_id: str,
     now: datetime,
+    owner_type: str = "member",
+    owner_id: str | None = None,
 ) -> tuple[int, int]:
     """Reverse up to ``amount_minor`` of an order's points under the refund policy.
 
@@ -307,9 +508,8 @@ def reverse_order_points(
     (the order's own lots first, then earliest-expiry). Returns (voided, reversed active).
     """
     policy = program.refund_policy
-    account = repository.ensure_accounts(session, tenant_id, wallet, "member", [member_id])[
-        member_id
-    ]
+    holder = owner_id if owner_id is not None else member_id
+    account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [holder])[holder]
     issued = repository.system_account(session, tenant_id, wallet, "issued")
     left = amount_minor
     transfers: list[dict[str, Any]] = []
@@ -409,12 +609,14 @@ def settle_member(
     member_id: str,
     last_activity_at: datetime | None,
     now: datetime,
+    owner_type: str = "member",
 ) -> datetime | None:
-    """Activate matured pending lots and expire due lots of one member, as of ``now``.
+    """Activate matured pending lots and expire due lots of one holder, as of ``now``.
 
-    Returns the next moment something is due for this member (for ``members.settle_at``).
+    Returns the next moment something is due for this holder (for ``settle_at``). The holder
+    is a member, or with ``owner_type="account"`` a B2B account with a pooled wallet.
     """
-    accounts = repository.member_accounts(session, tenant_id, member_id)
+    accounts = repository.member_accounts(session, tenant_id, member_id, owner_type=owner_type)
     if not accounts:
         return None
     by_id = {a.id: a for a in accounts}
@@ -573,7 +775,7 @@ def _transfer(
     amount: int,
     code: str,
     phase: str,
-    member_id: str,
+    member_id: str | None,
     order_id: str | None,
     source_type: str,
     source_id: str,
@@ -630,10 +832,15 @@ def balances_view(
     member_id: str,
     last_activity_at: datetime | None,
     now: datetime,
+    owner_type: str = "member",
 ) -> dict[str, Any]:
     """Balances per wallet as of ``now``: lots that matured count as active, expired ones not."""
     wallets = program.wallets if program else {}
-    lots = repository.lots_of_member(session, tenant_id, member_id)
+    account_ids = [
+        a.id
+        for a in repository.member_accounts(session, tenant_id, member_id, owner_type=owner_type)
+    ]
+    lots = repository.lots_of_accounts(session, account_ids)
     view: dict[str, dict[str, Any]] = {}
     for key, wallet in wallets.items():
         active = pending = 0
@@ -673,16 +880,21 @@ def balances_view(
 
 
 def account_balances(
-    session: Session, tenant_id: str, member_id: str
+    session: Session, tenant_id: str, member_id: str, owner_type: str = "member"
 ) -> dict[str, tuple[int, int]]:
     return {
         a.wallet: (a.posted_minor, a.pending_minor)
-        for a in repository.member_accounts(session, tenant_id, member_id)
+        for a in repository.member_accounts(session, tenant_id, member_id, owner_type=owner_type)
     }
 
 
-def member_account_ids(session: Session, tenant_id: str, member_id: str) -> set[int]:
-    return {a.id for a in repository.member_accounts(session, tenant_id, member_id)}
+def member_account_ids(
+    session: Session, tenant_id: str, member_id: str, owner_type: str = "member"
+) -> set[int]:
+    return {
+        a.id
+        for a in repository.member_accounts(session, tenant_id, member_id, owner_type=owner_type)
+    }
 
 
 def ledger_page(
@@ -722,9 +934,9 @@ def verify(session: Session, *, tenant_id: str, program: Program | None) -> list
         posted, pending = derived.get(account.id, (0, 0))
         totals[account.wallet][0] += posted
         totals[account.wallet][1] += pending
-        if account.owner_type != "member":
+        if account.owner_type not in ("member", "account"):
             continue
-        who = f"member {account.owner_id} wallet {account.wallet}"
+        who = f"{account.owner_type} {account.owner_id} wallet {account.wallet}"
         if (account.posted_minor, account.pending_minor) != (posted, pending):
             breaches.append(
                 f"{who}: cached balance {account.posted_minor}/{account.pending_minor} "
@@ -754,7 +966,7 @@ def verify(session: Session, *, tenant_id: str, program: Program | None) -> list
     return breaches
 
 
-SYSTEM_ACCOUNTS = ("issued", "redeemed", "expired", "adjustments")
+SYSTEM_ACCOUNTS = ("issued", "redeemed", "expired", "adjustments", "held")
 
 
 def open_system_accounts(session: Session, *, tenant_id: str, program: Program) -> None:

@@ -21,6 +21,7 @@ class Member(Base):
     tags: Mapped[list] = mapped_column(JSONType, default=list)
     attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
     account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    account_role: Mapped[str | None] = mapped_column(String(10), nullable=True)  # admin | buyer
     referral_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,5 +17,6 @@ class MemberUpsert(BaseModel):
     tags: list[str] | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] | None = None
     account_id: str | None = Field(default=None, max_length=255)
+    account_role: Literal["admin", "buyer"] | None = None
     referral_code: str | None = Field(default=None, max_length=100)
     enrolled_at: datetime | None = None

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.b2b import service as b2b
 from allegiance.errors import NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import currency_exponent, money_str, number
@@ -72,13 +73,22 @@ def member_view(
     program = compiled.program if compiled else None
     exponent = currency_exponent(program.currency) if program else 2
     view = profile(member)
+    holder = b2b.holder_of(session, tenant_id=tenant_id, member=member)
+    account = None
+    if holder.account is not None:
+        account = b2b.account_summary(
+            session, tenant_id=tenant_id, account=holder.account, program=compiled, now=now
+        )
+        account["role"] = member.account_role or "buyer"
+        account.pop("tier", None)  # shown as the member's tier below
     view.update(
         {
+            "account": account,
             "tier": tiers.tier_view(
                 session,
                 tenant_id=tenant_id,
                 program=compiled,
-                owner=("member", member_id),
+                owner=holder.owner,
                 now=now,
             ),
             "balances": ledger.balances_view(
@@ -114,6 +124,7 @@ def profile(member: Member) -> dict[str, Any]:
         "tags": member.tags or [],
         "attributes": member.attributes or {},
         "account_id": member.account_id,
+        "account_role": member.account_role,
         "referral_code": member.referral_code,
         "enrolled_at": _iso(member.enrolled_at),
         "erased": member.erased_at is not None,

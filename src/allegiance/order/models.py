@@ -14,6 +14,8 @@ class Order(Base):
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     member_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # the B2B account whose pooled wallet the order earned into (null: the member's own)
+    account_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)

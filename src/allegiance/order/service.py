@@ -13,6 +13,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.b2b import repository as accounts_repo
+from allegiance.b2b import service as b2b
+from allegiance.b2b.service import Holder
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
 from allegiance.errors import AlreadyBooked, Conflict, NotFound, invalid
@@ -56,6 +59,7 @@ class Booking:
     evaluation: Evaluation = field(default_factory=Evaluation)
     credits: list[Credit] = field(default_factory=list)
     tier_effects: list[dict[str, Any]] = field(default_factory=list)
+    owner: Owner | None = None  # who holds the wallets the order earned into
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -134,7 +138,7 @@ def prepare_order(
             "quantity": _whole_or_float(sum((line.quantity for line in lines), Decimal(0))),
             "attributes": payload.attributes,
         },
-        "account": {"id": "", "group": "", "attributes": {}},
+        "account": b2b.account_context(None),
         "now": now,
     }
     return PreparedOrder(
@@ -197,6 +201,40 @@ def member_context(
     }
 
 
+def lock_holders(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    members_: list[Member],
+    now: datetime,
+) -> dict[str, Holder]:
+    """Lock the members' accounts (after the members, in id order) and settle what fell due
+    in pooled wallets; returns each member's holder."""
+    found = b2b.holders(session, tenant_id=tenant_id, members_=members_, lock=True)
+    settled: set[str] = set()
+    for h in found.values():
+        account = h.account
+        if not h.pooled or account is None or account.account_id in settled:
+            continue
+        settled.add(account.account_id)
+        if account.settle_at is not None and account.settle_at <= now:
+            account.settle_at = ledger.settle_member(
+                session,
+                tenant_id=tenant_id,
+                program=program.program,
+                member_id=account.account_id,
+                last_activity_at=account.last_activity_at,
+                now=now,
+                owner_type="account",
+            )
+            accounts_repo.set_activity(
+                session, tenant_id, account.account_id, account.last_activity_at,
+                account.settle_at,
+            )  # fmt: skip
+    return found
+
+
 def lock_members(
     session: Session,
     *,
@@ -228,12 +266,15 @@ def _evaluate(
     usage: UsageBook,
     stats: dict[str, Any] | None = None,
     held: Held = NO_TIER,
+    holder_: Holder | None = None,
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     exponent = currency_exponent(program.currency)
     context = dict(prepared.context)
     context["member"] = member_context(member, exponent, stats, held)
+    if holder_ is not None:
+        context["account"] = b2b.account_context(holder_.account)
     return evaluate(
         program,
         event_type="order.completed",
@@ -247,27 +288,22 @@ def _evaluate(
     )
 
 
-def holder(member_id: str) -> Owner:
-    """Who holds a member's tier: the member (B2B pooled accounts hold their buyers')."""
-    return ("member", member_id)
-
-
 def tier_book(
     session: Session,
     *,
     tenant_id: str,
     program: CompiledProgram,
-    member_ids: list[str],
+    owners: list[Owner],
     earliest: datetime,
     now: datetime,
 ) -> TierBook | None:
-    if program.program.tiers is None or not member_ids:
+    if program.program.tiers is None or not owners:
         return None
     return TierBook(
         session,
         tenant_id=tenant_id,
         program=program,
-        owners=sorted({holder(m) for m in member_ids}),
+        owners=sorted(set(owners)),
         earliest=earliest,
         now=now,
     )
@@ -288,11 +324,15 @@ def book_orders(
     locked = lock_members(
         session, tenant_id=tenant_id, program=program, member_ids=member_ids, now=now
     )
+    holders = lock_holders(
+        session, tenant_id=tenant_id, program=program, members_=list(locked.values()), now=now
+    )
     rows = [
         {
             "tenant_id": tenant_id,
             "order_id": o.order_id,
             "member_id": o.member_id,
+            "account_id": _pooled_account(holders, o.member_id),
             "placed_at": o.placed_at,
             "currency": program.currency,
             "subtotal_minor": o.subtotal_minor,
@@ -326,10 +366,11 @@ def book_orders(
         session,
         tenant_id=tenant_id,
         program=program,
-        member_ids=member_ids,
+        owners=[h.owner for h in holders.values()],
         earliest=min(o.placed_at for o in orders),
         now=now,
     )
+    account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
     credits: list[Credit] = []
     stats: dict[str, dict[str, Any]] = {}
@@ -337,9 +378,14 @@ def book_orders(
     for o in orders:
         member = locked.get(o.member_id) if o.member_id else None
         running = stats.get(member.member_id) if member is not None else None
-        owner = holder(member.member_id) if member is not None else None
+        holder_ = holders.get(member.member_id) if member is not None else None
+        owner = holder_.owner if holder_ is not None else None
         held = book.held(owner, o.placed_at) if book and owner else NO_TIER
-        booking = Booking(order=o, evaluation=_evaluate(program, o, member, usage, running, held))
+        booking = Booking(
+            order=o,
+            evaluation=_evaluate(program, o, member, usage, running, held, holder_),
+            owner=owner,
+        )
         if book is not None and owner is not None:
             book.record(
                 owner,
@@ -369,6 +415,8 @@ def book_orders(
                     effective_at=o.placed_at,
                     order_id=o.order_id,
                     rule=share.rule,
+                    owner_type=owner[0] if owner else "member",
+                    owner_id=owner[1] if owner else None,
                 )
             )
         credits.extend(booking.credits)
@@ -379,7 +427,13 @@ def book_orders(
             s["spend_minor"] += o.total_minor
             s["first_order_at"] = min(filter(None, [s["first_order_at"], o.placed_at]))
             s["last_order_at"] = max(filter(None, [s["last_order_at"], o.placed_at]))
-            _touch(program, s, o.placed_at, booking.credits, now)
+            if holder_ is not None and holder_.pooled and holder_.account is not None:
+                # the pooled wallet's lots belong to the account: its clock, not the member's
+                _touch(program, s, o.placed_at, [], now)
+                a = account_stats.setdefault(holder_.owner_id, _account_stats(holder_))
+                _touch(program, a, o.placed_at, booking.credits, now)
+            else:
+                _touch(program, s, o.placed_at, booking.credits, now)
         if emit_events:
             events.append(
                 outbox.event_row(
@@ -424,10 +478,48 @@ def book_orders(
                 now=now,
             )
     members.update_stats(session, list(stats.values()))
+    _save_account_stats(session, tenant_id, program, account_stats, now)
     outbox.emit_many(session, events)
     if book is not None:
         book.flush()
     return bookings
+
+
+def _pooled_account(holders: dict[str, Holder], member_id: str | None) -> str | None:
+    h = holders.get(member_id) if member_id else None
+    return h.owner_id if h is not None and h.pooled else None
+
+
+def _account_stats(h: Holder) -> dict[str, Any]:
+    assert h.account is not None
+    return {
+        "aid": h.account.account_id,
+        "last_activity_at": h.account.last_activity_at,
+        "settle_at": h.account.settle_at,
+    }
+
+
+def _save_account_stats(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    account_stats: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    for a in account_stats.values():
+        if a["settle_at"] is not None and a["settle_at"] <= now:
+            a["settle_at"] = ledger.settle_member(
+                session,
+                tenant_id=tenant_id,
+                program=program.program,
+                member_id=a["aid"],
+                last_activity_at=a["last_activity_at"],
+                now=now,
+                owner_type="account",
+            )
+        accounts_repo.set_activity(
+            session, tenant_id, a["aid"], a["last_activity_at"], a["settle_at"]
+        )
 
 
 def _touch(
@@ -503,11 +595,21 @@ def earn_effects(
 
 
 def balances(
-    session: Session, *, tenant_id: str, program: CompiledProgram, member_id: str | None
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member_id: str | None,
+    owner: Owner | None = None,
 ) -> dict[str, Any]:
+    """Balances of the wallets a member's points go to (a pooled account's when it has one)."""
+    if owner is not None:
+        owner_type, member_id = owner
+    else:
+        owner_type = "member"
     if not member_id:
         return {}
-    cached = ledger.account_balances(session, tenant_id, member_id)
+    cached = ledger.account_balances(session, tenant_id, member_id, owner_type)
     return {
         key: {
             "active": number(cached.get(key, (0, 0))[0], wallet.precision),
@@ -529,7 +631,14 @@ def order_response(
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
         + booking.tier_effects,
-        "balances": balances(session, tenant_id=tenant_id, program=program, member_id=o.member_id),
+        "balances": balances(
+            session,
+            tenant_id=tenant_id,
+            program=program,
+            member_id=o.member_id,
+            owner=booking.owner,
+        ),
+        "account_id": booking.owner[1] if booking.owner and booking.owner[0] == "account" else None,
     }
 
 
@@ -575,10 +684,9 @@ def evaluate_cart(
             spend_minor=0,
             enrolled_at=now,
         )
-    held = tiers.current(
-        session, tenant_id=tenant_id, program=program, owner=holder(member.member_id), at=now
-    )
-    evaluation = _evaluate(program, cart, member, usage, held=held)
+    holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
+    held = tiers.current(session, tenant_id=tenant_id, program=program, owner=holder_.owner, at=now)
+    evaluation = _evaluate(program, cart, member, usage, held=held, holder_=holder_)
     wallets = program.program.wallets
     points: dict[str, int] = {}
     for share in evaluation.shares:
@@ -728,6 +836,12 @@ def _reverse(
     cumulative = order.refunded_minor + amount_minor
     effects: list[dict[str, Any]] = []
     reversed_by_wallet: dict[str, int] = {}
+    owner: Owner = (
+        ("account", order.account_id) if order.account_id else ("member", order.member_id or "")
+    )
+    if order.account_id:
+        # the pooled wallet's lots are the account's: lock it as bookings do
+        accounts_repo.accounts_by_id(session, tenant_id, [order.account_id], lock=True)
     if order.member_id and order.total_minor > 0:
         share = Decimal(cumulative) / Decimal(order.total_minor)
         for wallet_key, (earned, reversed_) in sorted(
@@ -752,6 +866,8 @@ def _reverse(
                 source_type=source_type,
                 source_id=source_id,
                 now=now,
+                owner_type=owner[0],
+                owner_id=owner[1],
             )
             effects.append(
                 {
@@ -774,12 +890,11 @@ def _reverse(
             session,
             tenant_id=tenant_id,
             program=program,
-            member_ids=[order.member_id],
+            owners=[owner],
             earliest=order.placed_at,
             now=now,
         )
         if book is not None:
-            owner = holder(order.member_id)
             book.record(
                 owner,
                 at=order.placed_at,  # net of refunds: the refund leaves the order's window
@@ -823,7 +938,7 @@ def _reverse(
         "refunded_total": money_str(cumulative, exponent),
         "effects": effects,
         "balances": balances(
-            session, tenant_id=tenant_id, program=program, member_id=order.member_id
+            session, tenant_id=tenant_id, program=program, member_id=order.member_id, owner=owner
         ),
     }
 
@@ -842,6 +957,10 @@ def record_event(
         session, tenant_id=tenant_id, program=program, member_ids=[event.member_id], now=now
     )
     member = locked[event.member_id]
+    holder_ = lock_holders(
+        session, tenant_id=tenant_id, program=program, members_=[member], now=now
+    )[event.member_id]
+    owner = holder_.owner
     repository.insert_events(
         session,
         [
@@ -867,11 +986,10 @@ def record_event(
         session,
         tenant_id=tenant_id,
         program=program,
-        member_ids=[event.member_id],
+        owners=[owner],
         earliest=occurred_at,
         now=now,
     )
-    owner = holder(event.member_id)
     held = book.held(owner, occurred_at) if book is not None else NO_TIER
     exponent = currency_exponent(program.currency)
     amount = event.properties.get("amount")
@@ -889,7 +1007,7 @@ def record_event(
             "properties": event.properties,
         },
         "member": member_context(member, exponent, held=held),
-        "account": {"id": "", "group": "", "attributes": {}},
+        "account": b2b.account_context(holder_.account),
         "now": now,
     }
     evaluation = evaluate(
@@ -914,6 +1032,8 @@ def record_event(
             available_at=occurred_at,
             effective_at=occurred_at,
             rule=s.rule,
+            owner_type=owner[0],
+            owner_id=owner[1],
         )
         for s in evaluation.shares
     ]
@@ -938,7 +1058,13 @@ def record_event(
                 tier_effects.append(effect)
         book.flush()
     s = _stats_of(member)
-    _touch(program, s, occurred_at, credits, max(now, occurred_at))
+    if holder_.pooled:
+        _touch(program, s, occurred_at, [], max(now, occurred_at))
+        a = _account_stats(holder_)
+        _touch(program, a, occurred_at, credits, max(now, occurred_at))
+        _save_account_stats(session, tenant_id, program, {holder_.owner_id: a}, now)
+    else:
+        _touch(program, s, occurred_at, credits, max(now, occurred_at))
     members.update_stats(session, [s])
     outbox.emit(
         session,
@@ -954,7 +1080,7 @@ def record_event(
         "rules_applied": evaluation.applied,
         "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)) + tier_effects,
         "balances": balances(
-            session, tenant_id=tenant_id, program=program, member_id=event.member_id
+            session, tenant_id=tenant_id, program=program, member_id=event.member_id, owner=owner
         ),
     }
 

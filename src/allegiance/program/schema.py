@@ -185,6 +185,44 @@ class Tiers(Strict):
     levels: list[TierLevel] = Field(min_length=1, max_length=50)
 
 
+RewardType = Literal[
+    "discount_fixed",
+    "discount_percent",
+    "free_shipping",
+    "free_product",
+    "store_credit",
+    "gift_card",
+    "physical",
+    "experience",
+    "access",
+    "custom",
+]
+
+
+class Reward(Strict):
+    """A catalog entry members spend points on (``POST /v1/members/{id}/redemptions``)."""
+
+    key: Key
+    name: str | None = None
+    description: str | None = Field(default=None, max_length=2000)
+    type: RewardType = "custom"
+    cost: Positive  # points of ``wallet`` per unit
+    wallet: Key | None = None
+    value: NonNegative | None = None  # money value shown to the member (e.g. 10 off)
+    eligible: str | None = None  # CEL over member, account, now
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    stock: Annotated[int, Field(ge=0)] | None = None
+    limit: Limit | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> Reward:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -194,8 +232,8 @@ class Program(Strict):
     tiers: Tiers | None = None
     campaigns: list[Campaign] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    rewards: list[Reward] = Field(default_factory=list, max_length=1000)
     # sections that later parts of the program add; kept as given until their engine lands
-    rewards: list[dict[str, Any]] = Field(default_factory=list)
     promotions: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("wallets")

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from allegiance.config import get_settings
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
+from allegiance.kit.money import decimal_places
 from allegiance.program.schema import Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -84,6 +85,7 @@ def sample_context() -> dict[str, Any]:
 ORDER_ROOTS = frozenset({"order", "member", "account", "now"})
 ITEM_ROOTS = ORDER_ROOTS | {"item"}
 EVENT_ROOTS = frozenset({"event", "member", "account", "now"})
+MEMBER_ROOTS = frozenset({"member", "account", "now"})
 
 
 def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]]]:
@@ -163,6 +165,25 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                         "msg": "the rules of a campaign with a budget must credit one wallet",
                     }
                 )
+    seen = set()
+    for index, reward in enumerate(program.rewards):
+        loc = ["rewards", index]
+        if reward.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate reward key {reward.key!r}"})
+        seen.add(reward.key)
+        if reward.wallet and reward.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
+        reward_wallet = program.wallets.get(reward.wallet or program.default_wallet)
+        if reward_wallet is not None and decimal_places(reward.cost) > reward_wallet.precision:
+            places = reward_wallet.precision
+            errors.append(
+                {
+                    "loc": [*loc, "cost"],
+                    "msg": f"has more than {places} decimal places (the wallet's precision)",
+                }
+            )
+        if reward.eligible is not None:
+            _check(errors, [*loc, "eligible"], reward.eligible, sample, MEMBER_ROOTS)
     if program.tiers:
         keys = [level.key for level in program.tiers.levels]
         if len(set(keys)) != len(keys):

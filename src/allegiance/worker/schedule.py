@@ -18,11 +18,15 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
+    from allegiance.redemption import tasks as redemption_tasks
     from allegiance.tier import tasks as tier_tasks
 
     return [
         Job("activate_and_expire", ledger_tasks.settle_due_members),
+        Job("activate_and_expire_accounts", b2b_tasks.settle_due_accounts),
         Job("expiring_notices", ledger_tasks.notify_expiring),
         Job("tier_reviews", tier_tasks.review_due),
+        Job("approval_timeouts", redemption_tasks.expire_approvals),
     ]

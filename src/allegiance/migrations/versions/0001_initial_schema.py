@@ -155,6 +155,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("account_id", sa.String(length=255), nullable=True),
+        sa.Column("account_role", sa.String(length=10), nullable=True),
         sa.Column("referral_code", sa.String(length=100), nullable=True),
         sa.Column("enrolled_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
@@ -176,6 +177,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("order_id", sa.String(length=255), nullable=False),
         sa.Column("member_id", sa.String(length=255), nullable=True),
+        sa.Column("account_id", sa.String(length=255), nullable=True),
         sa.Column("placed_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("subtotal_minor", sa.BigInteger(), nullable=False),
@@ -357,8 +359,75 @@ def upgrade() -> None:
     with op.batch_alter_table("tier_states", schema=None) as batch_op:
         batch_op.create_index("ix_tier_states_due", ["tenant_id", "due_at"], unique=False)
 
+    op.create_table(
+        "accounts",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("account_id", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("group_key", sa.String(length=64), nullable=True),
+        sa.Column("pooled", sa.Boolean(), nullable=False),
+        sa.Column("approval_threshold_minor", sa.BigInteger(), nullable=True),
+        sa.Column("approval_timeout_hours", sa.Integer(), nullable=False),
+        sa.Column(
+            "attributes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("last_activity_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("settle_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "account_id"),
+    )
+
+    op.create_table(
+        "redemptions",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("redemption_id", sa.String(length=255), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("owner_type", sa.String(length=20), nullable=False),
+        sa.Column("owner_id", sa.String(length=255), nullable=False),
+        sa.Column("account_id", sa.String(length=255), nullable=True),
+        sa.Column("reward", sa.String(length=64), nullable=False),
+        sa.Column("reward_type", sa.String(length=30), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("wallet", sa.String(length=64), nullable=False),
+        sa.Column("points_minor", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column(
+            "held_lots",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("ledger_account_id", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "approval_expires_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("decided_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=255), nullable=True),
+        sa.Column("decision_note", sa.String(length=500), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "redemption_id"),
+    )
+    with op.batch_alter_table("redemptions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_redemptions_account", ["tenant_id", "account_id", "status"], unique=False
+        )
+        batch_op.create_index("ix_redemptions_member", ["tenant_id", "member_id"], unique=False)
+        batch_op.create_index(
+            "ix_redemptions_waiting", ["tenant_id", "status", "approval_expires_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("redemptions", schema=None) as batch_op:
+        batch_op.drop_index("ix_redemptions_waiting")
+        batch_op.drop_index("ix_redemptions_member")
+        batch_op.drop_index("ix_redemptions_account")
+
+    op.drop_table("redemptions")
+    op.drop_table("accounts")
     with op.batch_alter_table("tier_states", schema=None) as batch_op:
         batch_op.drop_index("ix_tier_states_due")
 

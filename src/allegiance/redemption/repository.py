@@ -1,0 +1,63 @@
+"""SQL for redemptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from allegiance.db import is_postgres
+from allegiance.redemption.models import Redemption
+
+
+def insert_redemption(session: Session, row: dict[str, Any]) -> None:
+    session.execute(insert(Redemption).values(**row))
+
+
+def get(
+    session: Session, tenant_id: str, redemption_id: str, *, lock: bool = False
+) -> Redemption | None:
+    stmt = select(Redemption).where(
+        Redemption.tenant_id == tenant_id, Redemption.redemption_id == redemption_id
+    )
+    if lock and is_postgres(session):
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def of_account(
+    session: Session, tenant_id: str, account_id: str, status: str | None, limit: int
+) -> list[Redemption]:
+    stmt = select(Redemption).where(
+        Redemption.tenant_id == tenant_id, Redemption.account_id == account_id
+    )
+    if status:
+        stmt = stmt.where(Redemption.status == status)
+    return list(session.execute(stmt.order_by(Redemption.created_at.desc()).limit(limit)).scalars())
+
+
+def of_member(session: Session, tenant_id: str, member_id: str, limit: int) -> list[Redemption]:
+    stmt = (
+        select(Redemption)
+        .where(Redemption.tenant_id == tenant_id, Redemption.member_id == member_id)
+        .order_by(Redemption.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def timed_out(session: Session, tenant_id: str, now: datetime, limit: int) -> list[Redemption]:
+    """Waiting redemptions past their window (not locked: the caller locks member first)."""
+    stmt = (
+        select(Redemption)
+        .where(
+            Redemption.tenant_id == tenant_id,
+            Redemption.status == "awaiting_approval",
+            Redemption.approval_expires_at <= now,
+        )
+        .order_by(Redemption.approval_expires_at)
+        .limit(limit)
+    )
+    return list(session.execute(stmt).scalars())
