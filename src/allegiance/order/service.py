@@ -186,7 +186,7 @@ def member_context(
         "tier": held.key or "",
         "perks": list(held.perks),
         "account_id": member.account_id or "",
-        "account_role": "",
+        "account_role": member.account_role or "",
         "enrolled_at": member.enrolled_at,
         "birthdate": member.birthdate.isoformat() if member.birthdate else "",
         "stats": {
