@@ -32,6 +32,7 @@ from allegiance.member.models import Member
 from allegiance.order import repository
 from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
 from allegiance.outbox import service as outbox
+from allegiance.pricing import cart as pricing
 from allegiance.program.compiled import CompiledProgram
 
 
@@ -45,6 +46,7 @@ class PreparedOrder:
     lines: list[Line]
     context: dict[str, Any]
     payload: dict[str, Any]
+    unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
 
 
 @dataclass
@@ -82,6 +84,7 @@ def prepare_order(
     for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
         _check_money(getattr(payload, name), exponent, [loc_prefix, name])
     lines: list[Line] = []
+    unit_prices: list[Decimal | None] = []
     items_ctx: list[dict[str, Any]] = []
     for index, item in enumerate(payload.items):
         _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
@@ -104,6 +107,7 @@ def prepare_order(
         }
         items_ctx.append(ctx)
         lines.append(Line(amount=item.amount, quantity=quantity, context=ctx))
+        unit_prices.append(item.unit_price)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     if payload.total is not None:
         total = payload.total
@@ -144,6 +148,7 @@ def prepare_order(
         payload=stored
         if stored is not None
         else payload.model_dump(mode="json", exclude_none=True),
+        unit_prices=unit_prices,
     )
 
 
@@ -185,6 +190,32 @@ def member_context(
         "segments": [],
         "badges": [],
     }
+
+
+def conditions_context(
+    session: Session, *, tenant_id: str, member: Member | None, exponent: int
+) -> dict[str, Any]:
+    """``member`` and ``account`` as price-list conditions see them (evaluate, price tables).
+
+    The one place both are built for pricing, so tiers and B2B accounts fill them once.
+    """
+    return {
+        "member": member_context(member, exponent),
+        "account": {"id": "", "group": "", "attributes": {}},
+    }
+
+
+def stand_in_member(*, tenant_id: str, member_id: str, now: datetime) -> Member:
+    """An unknown or anonymous shopper, seen as a new member (not stored)."""
+    return Member(
+        tenant_id=tenant_id,
+        member_id=member_id or "anonymous",
+        tags=[],
+        attributes={},
+        orders_count=0,
+        spend_minor=0,
+        enrolled_at=now,
+    )
 
 
 def lock_members(
@@ -500,16 +531,7 @@ def evaluate_cart(
         lock=False,
     )
     if member is None:
-        # an unknown or anonymous shopper: show what a new member would earn
-        member = Member(
-            tenant_id=tenant_id,
-            member_id=member_key or "anonymous",
-            tags=[],
-            attributes={},
-            orders_count=0,
-            spend_minor=0,
-            enrolled_at=now,
-        )
+        member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
     evaluation = _evaluate(program, cart, member, usage)
     wallets = program.program.wallets
     points: dict[str, int] = {}
@@ -517,6 +539,12 @@ def evaluate_cart(
         points.setdefault(share.wallet, 0)
         points[share.wallet] += share.amount_minor
     exponent = currency_exponent(program.currency)
+    prices = pricing.price_cart(
+        program.program,
+        cart,
+        conditions_context(session, tenant_id=tenant_id, member=member, exponent=exponent),
+        now=now,
+    )
     return {
         "member_id": cart.member_id,
         "rules_applied": evaluation.applied,
@@ -550,6 +578,7 @@ def evaluate_cart(
         },
         "discounts": [],
         "free_items": [],
+        **prices,
     }
 
 
