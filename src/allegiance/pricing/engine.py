@@ -121,7 +121,10 @@ def entry_for(
     program: Program, position: int, *, sku: str | None, category: str | None
 ) -> PriceEntry | None:
     """The list's entry for an SKU, else for a category."""
-    index = _index(program)[position]
+    return _entry(_index(program)[position], sku, category)
+
+
+def _entry(index: ListIndex, sku: str | None, category: str | None) -> PriceEntry | None:
     if sku and sku in index.by_sku:
         return index.by_sku[sku]
     if category and category in index.by_category:
@@ -212,26 +215,27 @@ def price_lines(
 ) -> list[PricedLine]:
     """Price every line with the best offer of the lists that are active and eligible."""
     scope = Scope(context)
+    indexes = _index(program)
     offers: list[list[Offer]] = [[] for _ in lines]
     for position, price_list in enumerate(program.price_lists):
         if not is_active(price_list, at) or not is_eligible(price_list, scope):
             continue
-        covered: list[tuple[CartLine, PriceEntry | None]] = []
-        for line in lines:
+        covered: list[tuple[int, CartLine, PriceEntry | None]] = []
+        for number, line in enumerate(lines):
             if line.quantity <= 0:
                 continue
-            entry = entry_for(program, position, sku=line.sku, category=line.category)
+            entry = _entry(indexes[position], line.sku, line.category)
             if entry is not None or not price_list.entries:
-                covered.append((line, entry))
-        volume = volume_at(price_list, sum((line.quantity for line, _ in covered), ZERO))
-        for line, entry in covered:
+                covered.append((number, line, entry))
+        volume = volume_at(price_list, sum((line.quantity for _, line, _ in covered), ZERO))
+        for number, line, entry in covered:
             price_break = break_at(entry, line.quantity)
             if price_break is None and volume is None:
                 continue
             unit_minor = unit_price_minor(line.list_unit_price, price_break, volume, exponent)
             if unit_minor >= _list_unit_minor(line, exponent):
                 continue
-            offers[line.index].append(
+            offers[number].append(
                 Offer(
                     unit_minor=unit_minor,
                     priority=price_list.priority,
@@ -244,9 +248,8 @@ def price_lines(
                 )
             )
     priced: list[PricedLine] = []
-    for line in lines:
+    for line, found in zip(lines, offers, strict=True):
         list_unit_minor = _list_unit_minor(line, exponent)
-        found = offers[line.index]
         if not found:
             priced.append(
                 PricedLine(
