@@ -472,3 +472,35 @@ price_lists:
     )
     assert response.status_code == 200, response.text
     assert response.json()["price_lists"][0]["volume"] == [{"min_quantity": 1000, "percent_off": 5}]
+
+
+def test_tier_and_account_group_reach_evaluate_and_table_through_one_function(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiers and B2B accounts fill ``member.tier`` and ``account`` in one function; whatever
+    it returns is what both evaluate and the price table judge eligibility on."""
+    from allegiance.order import service as orders
+
+    original = orders.conditions_context
+
+    def filled(session: Any, *, tenant_id: str, member: Any, exponent: int) -> dict[str, Any]:
+        found = original(session, tenant_id=tenant_id, member=member, exponent=exponent)
+        if member is not None and member.member_id == "gold-1":
+            found["member"]["tier"] = "gold"
+        if member is not None and member.member_id == "buyer-1":
+            found["account"] = {"id": "acme", "group": "wholesale", "attributes": {}}
+        return found
+
+    monkeypatch.setattr(orders, "conditions_context", filled)
+    document = copy.deepcopy(PROGRAM)
+    document["price_lists"][0]["eligible"] = "account.group == 'wholesale' || member.tier == 'gold'"
+    apply_program(api, document)
+    for member_id in ("gold-1", "buyer-1", "silver-1"):
+        assert api.put(f"/v1/members/{member_id}", json={}).status_code == 201
+    for member_id, eligible in (("gold-1", True), ("buyer-1", True), ("silver-1", False)):
+        line = evaluate(api, member_id, item("ABC-1", 10, "10.00"))["lines"][0]
+        assert line["unit_price"] == ("9.00" if eligible else "10.00"), member_id
+        table = api.get(
+            "/v1/price-lists/wholesale/table", params={"sku": "ABC-1", "member_id": member_id}
+        ).json()
+        assert table["eligible"] is eligible, member_id

@@ -12,7 +12,7 @@ from allegiance.errors import NotFound, ValidationFailed, invalid
 from allegiance.kit.expression import Scope
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, to_minor
 from allegiance.member import repository as members
-from allegiance.order.service import conditions_context, stand_in_member
+from allegiance.order import service as orders
 from allegiance.pricing.engine import (
     NeedsListPrice,
     entry_for,
@@ -81,8 +81,10 @@ def price_list_table(
         ) from exc
     member = members.get(session, tenant_id, member_id) if member_id else None
     if member is None:
-        member = stand_in_member(tenant_id=tenant_id, member_id=member_id or "", now=now)
-    context = conditions_context(session, tenant_id=tenant_id, member=member, exponent=exponent)
+        member = orders.stand_in_member(tenant_id=tenant_id, member_id=member_id or "", now=now)
+    context = orders.conditions_context(
+        session, tenant_id=tenant_id, member=member, exponent=exponent
+    )
     return {
         "price_list": price_list.key,
         "name": price_list.name,
