@@ -150,13 +150,14 @@ def create_app() -> FastAPI:
     from allegiance.member.endpoints import router as members
     from allegiance.order.endpoints import router as orders
     from allegiance.outbox.endpoints import router as domain_events
+    from allegiance.pricing.endpoints import router as pricing
     from allegiance.program.endpoints import router as program
     from allegiance.redemption.endpoints import router as redemptions
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
 
     for router in (
-        program, members, tiers, accounts, redemptions, orders, api_keys, domain_events,
+        program, members, tiers, accounts, redemptions, orders, api_keys, domain_events, pricing,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

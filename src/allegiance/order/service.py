@@ -35,6 +35,7 @@ from allegiance.member.models import Member
 from allegiance.order import repository
 from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
 from allegiance.outbox import service as outbox
+from allegiance.pricing import cart as pricing
 from allegiance.program.compiled import CompiledProgram
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
@@ -51,6 +52,7 @@ class PreparedOrder:
     lines: list[Line]
     context: dict[str, Any]
     payload: dict[str, Any]
+    unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
 
 
 @dataclass
@@ -90,6 +92,7 @@ def prepare_order(
     for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
         _check_money(getattr(payload, name), exponent, [loc_prefix, name])
     lines: list[Line] = []
+    unit_prices: list[Decimal | None] = []
     items_ctx: list[dict[str, Any]] = []
     for index, item in enumerate(payload.items):
         _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
@@ -112,6 +115,7 @@ def prepare_order(
         }
         items_ctx.append(ctx)
         lines.append(Line(amount=item.amount, quantity=quantity, context=ctx))
+        unit_prices.append(item.unit_price)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     if payload.total is not None:
         total = payload.total
@@ -152,6 +156,7 @@ def prepare_order(
         payload=stored
         if stored is not None
         else payload.model_dump(mode="json", exclude_none=True),
+        unit_prices=unit_prices,
     )
 
 
@@ -233,6 +238,40 @@ def lock_holders(
                 account.settle_at,
             )  # fmt: skip
     return found
+
+
+def conditions_context(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member: Member | None,
+    exponent: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """``member`` (with the tier it holds now) and ``account`` as conditions outside an order
+    see them: price lists in evaluate and price tables, reward eligibility."""
+    if member is None:
+        return {"member": member_context(None, exponent), "account": b2b.account_context(None)}
+    holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
+    held = tiers.current(session, tenant_id=tenant_id, program=program, owner=holder_.owner, at=now)
+    return {
+        "member": member_context(member, exponent, held=held),
+        "account": b2b.account_context(holder_.account),
+    }
+
+
+def stand_in_member(*, tenant_id: str, member_id: str, now: datetime) -> Member:
+    """An unknown or anonymous shopper, seen as a new member (not stored)."""
+    return Member(
+        tenant_id=tenant_id,
+        member_id=member_id or "anonymous",
+        tags=[],
+        attributes={},
+        orders_count=0,
+        spend_minor=0,
+        enrolled_at=now,
+    )
 
 
 def lock_members(
@@ -674,16 +713,7 @@ def evaluate_cart(
         lock=False,
     )
     if member is None:
-        # an unknown or anonymous shopper: show what a new member would earn
-        member = Member(
-            tenant_id=tenant_id,
-            member_id=member_key or "anonymous",
-            tags=[],
-            attributes={},
-            orders_count=0,
-            spend_minor=0,
-            enrolled_at=now,
-        )
+        member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
     holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
     held = tiers.current(session, tenant_id=tenant_id, program=program, owner=holder_.owner, at=now)
     evaluation = _evaluate(program, cart, member, usage, held=held, holder_=holder_)
@@ -693,6 +723,19 @@ def evaluate_cart(
         points.setdefault(share.wallet, 0)
         points[share.wallet] += share.amount_minor
     exponent = currency_exponent(program.currency)
+    prices = pricing.price_cart(
+        program.program,
+        cart,
+        conditions_context(
+            session,
+            tenant_id=tenant_id,
+            program=program,
+            member=member,
+            exponent=exponent,
+            now=now,
+        ),
+        now=now,
+    )
     return {
         "member_id": cart.member_id,
         "rules_applied": evaluation.applied,
@@ -726,6 +769,7 @@ def evaluate_cart(
         },
         "discounts": [],
         "free_items": [],
+        **prices,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,10 @@ Key = Annotated[str, Field(pattern=KEY_PATTERN)]
 Period = Literal["day", "week", "month", "year", "lifetime"]
 NonNegative = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# bounds of the price_lists section (a document is also capped by ALLEGIANCE_MAX_BODY_BYTES)
+MAX_PRICE_LISTS = 100
+MAX_PRICE_ENTRIES = 10_000
+MAX_PRICE_BREAKS = 50
 
 
 class Strict(BaseModel):
@@ -223,6 +228,76 @@ class Reward(Strict):
         return self
 
 
+class PriceBreak(Strict):
+    """From ``min_quantity`` on: a fixed ``unit_price`` or ``percent_off`` the list price."""
+
+    min_quantity: Annotated[int, Field(ge=1)]
+    unit_price: NonNegative | None = None
+    percent_off: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _one_price(self) -> PriceBreak:
+        if (self.unit_price is None) == (self.percent_off is None):
+            raise ValueError("a break has exactly one of 'unit_price' or 'percent_off'")
+        return self
+
+
+def _increasing(breaks: list[Any]) -> list[Any]:
+    quantities = [b.min_quantity for b in breaks]
+    if any(a >= b for a, b in pairwise(quantities)):
+        raise ValueError("min_quantity must be strictly increasing (sorted, no duplicates)")
+    return breaks
+
+
+class PriceEntry(Strict):
+    sku: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    category: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    list_price: NonNegative | None = None  # for the price table; carts bring their own price
+    breaks: list[PriceBreak] = Field(min_length=1, max_length=MAX_PRICE_BREAKS)
+
+    @field_validator("breaks")
+    @classmethod
+    def _sorted(cls, value: list[PriceBreak]) -> list[PriceBreak]:
+        return _increasing(value)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PriceEntry:
+        if (self.sku is None) == (self.category is None):
+            raise ValueError("an entry has exactly one of 'sku' or 'category'")
+        return self
+
+
+class VolumeBreak(Strict):
+    min_quantity: Annotated[int, Field(ge=1)]
+    percent_off: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class PriceList(Strict):
+    key: Key
+    name: str | None = None
+    description: str | None = None
+    eligible: str | None = None  # CEL over member, account, now; none: everyone
+    priority: int = 0
+    enabled: bool = True
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    entries: list[PriceEntry] = Field(default_factory=list, max_length=MAX_PRICE_ENTRIES)
+    volume: list[VolumeBreak] = Field(default_factory=list, max_length=MAX_PRICE_BREAKS)
+
+    @field_validator("volume")
+    @classmethod
+    def _sorted(cls, value: list[VolumeBreak]) -> list[VolumeBreak]:
+        return _increasing(value)
+
+    @model_validator(mode="after")
+    def _shape(self) -> PriceList:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if not self.entries and not self.volume:
+            raise ValueError("a price list needs entries, volume breaks or both")
+        return self
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -235,6 +310,7 @@ class Program(Strict):
     rewards: list[Reward] = Field(default_factory=list, max_length=1000)
     # sections that later parts of the program add; kept as given until their engine lands
     promotions: list[dict[str, Any]] = Field(default_factory=list)
+    price_lists: list[PriceList] = Field(default_factory=list, max_length=MAX_PRICE_LISTS)
 
     @field_validator("wallets")
     @classmethod

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from allegiance.config import get_settings
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
-from allegiance.kit.money import decimal_places
+from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.schema import Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -86,6 +86,7 @@ ORDER_ROOTS = frozenset({"order", "member", "account", "now"})
 ITEM_ROOTS = ORDER_ROOTS | {"item"}
 EVENT_ROOTS = frozenset({"event", "member", "account", "now"})
 MEMBER_ROOTS = frozenset({"member", "account", "now"})
+PRICE_LIST_ROOTS = frozenset({"member", "account", "now"})
 
 
 def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]]]:
@@ -204,6 +205,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                             "msg": "an orders threshold is a whole number",
                         }
                     )
+    _check_price_lists(errors, program, sample)
     return (None, errors) if errors else (program, [])
 
 
@@ -223,6 +225,56 @@ def _check(
         )
     except ExpressionError as exc:
         errors.append({"loc": loc, "msg": f"invalid CEL expression: {exc}"})
+
+
+def _check_price_lists(
+    errors: list[dict[str, Any]], program: Program, sample: dict[str, Any]
+) -> None:
+    """Unique keys and entries, ``eligible`` conditions, money within the currency's decimals."""
+    exponent = currency_exponent(program.currency)
+    keys: set[str] = set()
+    for index, price_list in enumerate(program.price_lists):
+        loc: list[str | int] = ["price_lists", index]
+        if price_list.key in keys:
+            errors.append(
+                {"loc": [*loc, "key"], "msg": f"duplicate price list key {price_list.key!r}"}
+            )
+        keys.add(price_list.key)
+        if price_list.eligible is not None:
+            _check(errors, [*loc, "eligible"], price_list.eligible, sample, PRICE_LIST_ROOTS)
+        targets: set[tuple[str, str]] = set()
+        for number, entry in enumerate(price_list.entries):
+            entry_loc: list[str | int] = [*loc, "entries", number]
+            target = (
+                ("sku", entry.sku) if entry.sku is not None else ("category", entry.category or "")
+            )
+            if target in targets:
+                errors.append(
+                    {
+                        "loc": [*entry_loc, target[0]],
+                        "msg": f"another entry of this list has {target[0]} {target[1]!r}",
+                    }
+                )
+            targets.add(target)
+            if entry.list_price is not None and decimal_places(entry.list_price) > exponent:
+                errors.append(
+                    {"loc": [*entry_loc, "list_price"], "msg": _too_precise(program, exponent)}
+                )
+            for step, price_break in enumerate(entry.breaks):
+                if (
+                    price_break.unit_price is not None
+                    and decimal_places(price_break.unit_price) > exponent
+                ):
+                    errors.append(
+                        {
+                            "loc": [*entry_loc, "breaks", step, "unit_price"],
+                            "msg": _too_precise(program, exponent),
+                        }
+                    )
+
+
+def _too_precise(program: Program, exponent: int) -> str:
+    return f"has more than {exponent} decimal places for {program.currency}"
 
 
 def _unknown_wallet(program: Program) -> str:
