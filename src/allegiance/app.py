@@ -146,13 +146,14 @@ def create_app() -> FastAPI:
             session.execute(text("SELECT 1"))
         return json_response({"status": "ok", "version": __version__})
 
+    from allegiance.analytics.endpoints import router as analytics
     from allegiance.member.endpoints import router as members
     from allegiance.order.endpoints import router as orders
     from allegiance.outbox.endpoints import router as domain_events
     from allegiance.program.endpoints import router as program
     from allegiance.tenant.endpoints import router as api_keys
 
-    for router in (program, members, orders, api_keys, domain_events):
+    for router in (program, members, orders, api_keys, domain_events, analytics):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -145,6 +145,7 @@ def evaluate(
     rules = program.rules_by_event.get(event_type, ())
     n = len(lines)
     scope = Scope(context)
+    order = context.get("order") if event_type == "order.completed" else None
     line_scopes: list[Scope | None] = [None] * n
     # per wallet: earn rule -> per-line base amounts
     line_points: dict[str, dict[str, list[Decimal]]] = defaultdict(dict)
@@ -155,6 +156,8 @@ def evaluate(
     for c in rules:
         if c.windowed and not _window_ok(c, at):
             continue
+        if c.brands is not None and order is not None and order.get("brand") not in c.brands:
+            continue  # a brand-scoped wallet takes only its brands' orders
         if c.when is not None and not scope.test(c.when):
             continue
         if not _limits_ok(program, c, usage, member_id, at):

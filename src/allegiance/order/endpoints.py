@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -12,7 +13,7 @@ from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
 from allegiance.order import service
 from allegiance.order.schemas import CancelCreate, Cart, EventCreate, OrderCreate, RefundCreate
-from allegiance.program.service import require_program
+from allegiance.program.service import load_program, require_program
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -22,25 +23,50 @@ def post_order(
     body: OrderCreate,
     request: Request,
     digest: str = Depends(body_digest),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     client_id(body.id, request, required_in_body=True)
 
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
-        prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
+        prepared = service.prepare_order(
+            program, body, order_id=body.id, now=caller.now, partner=caller.partner
+        )
         return 201, service.create_order(
             session, tenant_id=caller.tenant_id, program=program, order=prepared, now=caller.now
         )
 
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="order",
+        kind=_kind("order", caller),
         key=body.id,
         digest=digest,
         now=caller.now,
         action=action,
     )
+
+
+@router.get("/orders/{order_id}")
+def get_order(order_id: str, caller: Caller = Depends(require("ingest", "partner"))) -> Response:
+    with read_session() as session:
+        program = load_program(session, tenant_id=caller.tenant_id)
+        return json_response(
+            service.get_order(
+                session,
+                tenant_id=caller.tenant_id,
+                program=program,
+                order_id=order_id,
+                partner=caller.partner,
+            )
+        )
+
+
+def _kind(kind: str, caller: Caller) -> str:
+    """Idempotency records of a partner key are its own: another partner's ids never replay."""
+    if not caller.partner:
+        return kind
+    # the kind column is short: a digest of the partner key keeps it within bounds
+    return f"{kind}@{hashlib.sha256(caller.partner.encode()).hexdigest()[:16]}"
 
 
 @router.post("/orders/{order_id}/refunds", status_code=201)
@@ -49,7 +75,7 @@ def post_refund(
     body: RefundCreate,
     request: Request,
     digest: str = Depends(body_digest),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     body = body.model_copy(update={"id": client_id(body.id, request)})
 
@@ -62,11 +88,12 @@ def post_refund(
             order_id=order_id,
             refund=body,
             now=caller.now,
+            partner=caller.partner,
         )
 
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="refund",
+        kind=_kind("refund", caller),
         key=body.id,
         digest=digest,
         now=caller.now,
@@ -78,7 +105,7 @@ def post_refund(
 def post_cancel(
     order_id: str,
     body: CancelCreate | None = Body(default=None),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     reason = body.reason if body else None
 
@@ -91,12 +118,13 @@ def post_cancel(
             order_id=order_id,
             reason=reason,
             now=caller.now,
+            partner=caller.partner,
         )
 
     # one cancellation per order: a repeated cancel replays the first answer
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="cancel",
+        kind=_kind("cancel", caller),
         key=order_id,
         digest="cancel",
         now=caller.now,
@@ -131,11 +159,13 @@ def post_event(
 
 @router.post("/evaluate")
 def post_evaluate(
-    body: Cart, caller: Caller = Depends(require("storefront", "ingest"))
+    body: Cart, caller: Caller = Depends(require("storefront", "ingest", "partner"))
 ) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id)
-        prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
+        prepared = service.prepare_order(
+            program, body, order_id=body.id, now=caller.now, partner=caller.partner
+        )
         return json_response(
             service.evaluate_cart(
                 session, tenant_id=caller.tenant_id, program=program, cart=prepared, now=caller.now
