@@ -21,15 +21,11 @@ from allegiance.kit.money import currency_exponent, money_str, number, round_to_
 from allegiance.program.coalition import partner_point_value, partner_wallet
 from allegiance.program.schema import Program
 
-MAX_DAYS = 3660
-
 
 def period_bounds(program: Program, date_from: date, date_to: date) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the days ``date_from``..``date_to`` (both included), local time."""
     if date_from > date_to:
         raise invalid(["query", "from"], "from must not be after to")
-    if (date_to - date_from).days > MAX_DAYS:
-        raise invalid(["query", "to"], f"a settlement covers at most {MAX_DAYS} days")
     tz = zone(program.timezone)
     start = datetime.combine(date_from, time(0), tzinfo=tz)
     end = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=tz)
