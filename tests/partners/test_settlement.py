@@ -98,6 +98,13 @@ def test_two_partners_over_a_month_balance_to_zero(api: Api, tenant: tuple[str, 
     assert system_balance(tenant_id, "points", "partner:books") == (-280, 0)
     assert system_balance(tenant_id, "points", "issued") == (-500, 0)
     assert ledger_ok(tenant_id) == []
+    history = api.get("/v1/members/m1/ledger").json()["data"]
+    assert [(t["code"], t["partner"], t["amount"]) for t in history if t["code"] != "earn"] == [
+        ("spend", "cafe", -10),
+        ("spend", "cafe", -100),
+        ("reverse", "cafe", -21),
+    ]
+    assert {t["partner"] for t in history if t["code"] == "earn"} == {"cafe", "books"}
 
 
 def test_pending_points_activate_and_void_against_the_partner(
