@@ -5,8 +5,9 @@ serves a booking, a batch import and a dry run.
 
 Per wallet, for one order:
 1. rules run by priority then document order; a rule applies when its event matches, its
-   campaign window contains ``order.placed_at``, ``when`` holds, its limits allow it and, with
-   an ``items`` filter, at least one line matches; ``stop`` on an applied rule ends evaluation;
+   campaign window contains ``order.placed_at``, its wallet takes the order's brand (wallets
+   with ``brands``), ``when`` holds, its limits allow it and, with an ``items`` filter, at least
+   one line matches; ``stop`` on an applied rule ends evaluation;
 2. per line, ``per_amount × item.amount`` and ``per_quantity × item.quantity`` per earn rule;
 3. line multipliers (``multiply`` with ``items``) scale matching lines; order multipliers
    (``multiply`` without ``items``) and the tier ``earn_multiplier`` scale every line;
