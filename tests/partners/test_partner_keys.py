@@ -24,6 +24,10 @@ def test_a_partner_key_cannot_read_another_partners_data(api: Api) -> None:
         assert response.status_code == 404, response.text
         assert response.json()["code"] == "order_not_found"
     assert books.get("/v1/orders/b-1").json()["status"] == "completed"
+    # nor do the program's own orders
+    assert api.post("/v1/orders", json=order("shop-1", "m1", "9.00")).status_code == 201
+    assert cafe.get("/v1/orders/shop-1").status_code == 404
+    assert api.get("/v1/orders/shop-1").json()["partner"] is None
     assert api.get("/v1/orders/b-1").json()["points"]["points"]["earned"] == 50  # admin: all
 
     # the settlement shows a partner its own row, against the program alone
