@@ -146,6 +146,7 @@ def create_app() -> FastAPI:
             session.execute(text("SELECT 1"))
         return json_response({"status": "ok", "version": __version__})
 
+    from allegiance.analytics.endpoints import router as analytics
     from allegiance.b2b.endpoints import router as accounts
     from allegiance.member.endpoints import router as members
     from allegiance.order.endpoints import router as orders
@@ -158,6 +159,7 @@ def create_app() -> FastAPI:
 
     for router in (
         program, members, tiers, accounts, redemptions, orders, api_keys, domain_events, pricing,
+        analytics,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

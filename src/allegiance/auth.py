@@ -22,6 +22,8 @@ SCOPE_RANK = {
     "admin": {"admin", "ingest", "storefront"},
     "ingest": {"ingest"},
     "storefront": {"storefront"},
+    # a coalition partner's key: its own orders, refunds and settlement (see require())
+    "partner": {"partner"},
 }
 
 
@@ -31,13 +33,14 @@ class Caller:
     scope: str
     key_id: str
     now: datetime
+    partner: str | None = None  # set for scope ``partner``: the partner key it acts for
 
 
-_cache: dict[str, tuple[float, tuple[str, str, str] | None]] = {}
+_cache: dict[str, tuple[float, tuple[str, str, str, str | None] | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def _lookup(key_hash: str) -> tuple[str, str, str] | None:
+def _lookup(key_hash: str) -> tuple[str, str, str, str | None] | None:
     ttl = get_settings().auth_cache_seconds
     now = time.monotonic()
     with _cache_lock:
@@ -84,12 +87,18 @@ def require(*scopes: str) -> Callable[[Request], Caller]:
         found = _lookup(hash_key(token.strip()))
         if found is None:
             raise Unauthorized("the API key is not valid", code="invalid_api_key")
-        key_id, tenant_id, scope = found
+        key_id, tenant_id, scope, partner = found
         if not any(s in SCOPE_RANK.get(scope, set()) for s in scopes):
             raise Forbidden(
                 f"a {scope} key cannot do this; it needs scope {' or '.join(scopes)}",
                 code="insufficient_scope",
             )
-        return Caller(tenant_id=tenant_id, scope=scope, key_id=key_id, now=request_time(request))
+        return Caller(
+            tenant_id=tenant_id,
+            scope=scope,
+            key_id=key_id,
+            now=request_time(request),
+            partner=partner,
+        )
 
     return dependency

@@ -137,8 +137,9 @@ def tenants_create(name: str, as_json: bool = typer.Option(False, "--json")) -> 
 @keys_app.command("create")
 def keys_create(
     tenant: str = typer.Option(..., "--tenant"),
-    scope: str = typer.Option(..., help="admin | ingest | storefront"),
+    scope: str = typer.Option(..., help="admin | ingest | storefront | partner"),
     name: str | None = None,
+    partner: str | None = typer.Option(None, help="scope partner: the partner's key"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an API key with a scope."""
@@ -149,12 +150,14 @@ def keys_create(
 
     try:
         with write_session(_engine()) as session:
-            key = create_api_key(session, tenant_id=tenant, scope=scope, name=name, now=utcnow())
+            key = create_api_key(
+                session, tenant_id=tenant, scope=scope, name=name, now=utcnow(), partner=partner
+            )
     except DomainError as exc:
         _fail(exc.detail)
         return
     if as_json:
-        print(json.dumps({"id": key.key_id, "scope": key.scope, "api_key": key.api_key}))
+        print(json.dumps(key.view()))
     else:
         console.print(f"{key.scope} key {key.api_key}")
 

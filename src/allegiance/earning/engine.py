@@ -5,8 +5,9 @@ serves a booking, a batch import and a dry run.
 
 Per wallet, for one order:
 1. rules run by priority then document order; a rule applies when its event matches, its
-   campaign window contains ``order.placed_at``, ``when`` holds, its limits allow it and, with
-   an ``items`` filter, at least one line matches; ``stop`` on an applied rule ends evaluation;
+   campaign window contains ``order.placed_at``, its wallet takes the order's brand (wallets
+   with ``brands``), ``when`` holds, its limits allow it and, with an ``items`` filter, at least
+   one line matches; ``stop`` on an applied rule ends evaluation;
 2. per line, ``per_amount × item.amount`` and ``per_quantity × item.quantity`` per earn rule;
 3. line multipliers (``multiply`` with ``items``) scale matching lines; order multipliers
    (``multiply`` without ``items``) and the tier ``earn_multiplier`` scale every line;
@@ -145,6 +146,7 @@ def evaluate(
     rules = program.rules_by_event.get(event_type, ())
     n = len(lines)
     scope = Scope(context)
+    order = context.get("order") if event_type == "order.completed" else None
     line_scopes: list[Scope | None] = [None] * n
     # per wallet: earn rule -> per-line base amounts
     line_points: dict[str, dict[str, list[Decimal]]] = defaultdict(dict)
@@ -155,6 +157,8 @@ def evaluate(
     for c in rules:
         if c.windowed and not _window_ok(c, at):
             continue
+        if c.brands is not None and order is not None and order.get("brand") not in c.brands:
+            continue  # a brand-scoped wallet takes only its brands' orders
         if c.when is not None and not scope.test(c.when):
             continue
         if not _limits_ok(program, c, usage, member_id, at):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,14 @@ def client_id(body_id: str, request: Request, *, required_in_body: bool = False)
     if len(found) > 255:
         raise invalid(["header", "Idempotency-Key"], "at most 255 characters")
     return found
+
+
+def idempotency_kind(kind: str, partner: str | None) -> str:
+    """Idempotency records of a partner key are its own: another partner's ids never replay."""
+    if not partner:
+        return kind
+    # the kind column is short: a digest of the partner key keeps it within bounds
+    return f"{kind}@{hashlib.sha256(partner.encode()).hexdigest()[:16]}"
 
 
 def respond(outcome: Outcome) -> Response:

@@ -54,6 +54,8 @@ class Transfer(Base):
     lot_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     idem_key: Mapped[str] = mapped_column(String(400))
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the coalition partner that funded (earn, reverse) or accepted (spend) these points
+    partner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Lot(Base):
@@ -78,5 +80,6 @@ class Lot(Base):
 
 Index("ix_transfers_member", Transfer.tenant_id, Transfer.member_id, Transfer.id)
 Index("ix_transfers_order", Transfer.tenant_id, Transfer.order_id)
+Index("ix_transfers_partner", Transfer.tenant_id, Transfer.partner, Transfer.effective_at)
 Index("ix_lots_account", Lot.account_id, Lot.status)
 Index("ix_lots_expiry_due", Lot.tenant_id, Lot.status, Lot.expires_at)

@@ -166,6 +166,7 @@ def insert_transfers(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     ids = _reserve_transfer_ids(session, len(rows))
     for row, transfer_id in zip(rows, ids, strict=True):
         row["id"] = transfer_id
+        row.setdefault("partner", None)  # one column list for the whole batch
     bulk_insert(session, Transfer.__table__, rows)
     return ids
 
@@ -336,6 +337,40 @@ def order_wallet_totals(session: Session, tenant_id: str, order_id: str) -> dict
         .group_by(Transfer.wallet)
     )
     return {r[0]: [int(r[1] or 0), int(r[2] or 0)] for r in rows}
+
+
+def order_earn_source(
+    session: Session, tenant_id: str, order_id: str, wallet: str
+) -> tuple[int, str | None] | None:
+    """(debit account, partner) of the order's earning in the wallet: who funded it."""
+    row = session.execute(
+        select(Transfer.debit_account_id, Transfer.partner)
+        .where(
+            Transfer.tenant_id == tenant_id,
+            Transfer.order_id == order_id,
+            Transfer.wallet == wallet,
+            Transfer.code == "earn",
+        )
+        .order_by(Transfer.id)
+        .limit(1)
+    ).first()
+    return (int(row[0]), row[1]) if row else None
+
+
+def transfer_sources(
+    session: Session, transfer_ids: Sequence[int]
+) -> dict[int, tuple[int, str | None]]:
+    """Per transfer id: (debit account, partner)."""
+    found: dict[int, tuple[int, str | None]] = {}
+    ids = sorted(set(transfer_ids))
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Transfer.id, Transfer.debit_account_id, Transfer.partner).where(
+                Transfer.id.in_(ids[start : start + 500])
+            )
+        )
+        found.update({int(r[0]): (int(r[1]), r[2]) for r in rows})
+    return found
 
 
 def transfers_page(

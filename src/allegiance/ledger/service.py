@@ -49,6 +49,8 @@ class Credit:
     def holder(self) -> str:
         return self.owner_id if self.owner_id is not None else self.member_id
 
+    partner: str | None = None  # an earning funded by this coalition partner, not the program
+
 
 @dataclass
 class Booked:
@@ -99,6 +101,10 @@ def credit(
             source = issued
             if c.code != "earn":
                 source = repository.system_account(session, tenant_id, wallet_key, "adjustments")
+            elif c.partner:
+                source = repository.system_account(
+                    session, tenant_id, wallet_key, partner_account(c.partner)
+                )
             account = accounts[c.holder]
             is_pending = c.available_at > now
             expires = c.expires_at
@@ -135,6 +141,7 @@ def credit(
                     "lot_id": None,
                     "idem_key": c.idem_key,
                     "effective_at": c.effective_at,
+                    "partner": c.partner,
                 }
             )
             if expired_already:
@@ -235,11 +242,14 @@ def debit(
     counter: str = "redeemed",
     owner_type: str = "member",
     owner_id: str | None = None,
+    partner: str | None = None,
 ) -> int:
     """Spend active points earliest-expiry first; InsufficientPoints if the balance is short.
 
     ``owner_type``/``owner_id`` name the holder when it is not the member (a pooled B2B
-    account); ``member_id`` is then the member who spends."""
+    account); ``member_id`` is then the member who spends. ``partner`` stamps a spend made at
+    a coalition partner (for its settlement).
+    """
     holder = owner_id if owner_id is not None else member_id
     account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [holder])[holder]
     if not repository.debit_if_enough(session, account, amount_minor):
@@ -269,6 +279,7 @@ def debit(
                 "lot_id": None,
                 "idem_key": idem_key,
                 "effective_at": now,
+                "partner": partner,
             }
         ],
     )
@@ -343,8 +354,10 @@ def post_hold(
     source_type: str,
     source_id: str,
     now: datetime,
+    partner: str | None = None,
 ) -> None:
-    """Phase two: the held points are spent (``held`` → ``redeemed``)."""
+    """Phase two: the held points are spent (``held`` → ``redeemed``); ``partner`` stamps a
+    spend made at a coalition partner."""
     held = repository.system_account(session, tenant_id, wallet, "held")
     redeemed = repository.system_account(session, tenant_id, wallet, "redeemed")
     repository.insert_transfers(
@@ -364,6 +377,7 @@ def post_hold(
                 source_id,
                 f"{source_type}/{source_id}/spend",
                 now,
+                partner=partner,
             )
         ],
     )
@@ -505,12 +519,17 @@ def reverse_order_points(
     """Reverse up to ``amount_minor`` of an order's points under the refund policy.
 
     Pending points of the order are voided first, then active points are taken back
-    (the order's own lots first, then earliest-expiry). Returns (voided, reversed active).
+    (the order's own lots first, then earliest-expiry). Points go back to the account that
+    funded the order's earning (``issued``, or a partner's). Returns (voided, reversed active).
     """
     policy = program.refund_policy
     holder = owner_id if owner_id is not None else member_id
     account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [holder])[holder]
-    issued = repository.system_account(session, tenant_id, wallet, "issued")
+    funder = repository.order_earn_source(session, tenant_id, order_id, wallet)
+    partner = funder[1] if funder else None
+    issued = (
+        funder[0] if funder else repository.system_account(session, tenant_id, wallet, "issued")
+    )
     left = amount_minor
     transfers: list[dict[str, Any]] = []
     lot_updates: list[dict[str, Any]] = []
@@ -543,6 +562,7 @@ def reverse_order_points(
                 pending_id=lot.transfer_id,
                 lot_id=lot.id,
                 rule=lot.rule,
+                partner=partner,
             )
         )
         voided += take
@@ -593,6 +613,7 @@ def reverse_order_points(
                     source_id,
                     f"{source_type}/{source_id}/reverse/{wallet}",
                     now,
+                    partner=partner,
                 )
             )
             reversed_active = take
@@ -624,7 +645,12 @@ def settle_member(
     transfers: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     activated_accounts: set[int] = set()
-    for lot in repository.due_lots(session, list(by_id), now):
+    due = repository.due_lots(session, list(by_id), now)
+    # a lot activates from the account its earning came from (issued, a partner's)
+    funders = repository.transfer_sources(
+        session, [lot.transfer_id for lot in due if lot.status == "pending" and lot.transfer_id]
+    )
+    for lot in due:
         account = by_id[lot.account_id]
         wallet = program.wallets.get(account.wallet)
         if lot.status == "pending":
@@ -636,7 +662,12 @@ def settle_member(
                 row["expires_at"] = lot.expires_at
             updates.append(row)
             if amount > 0:
-                issued = repository.system_account(session, tenant_id, account.wallet, "issued")
+                funder = funders.get(lot.transfer_id) if lot.transfer_id else None
+                issued = (
+                    funder[0]
+                    if funder
+                    else repository.system_account(session, tenant_id, account.wallet, "issued")
+                )
                 transfers.append(
                     _transfer(
                         tenant_id,
@@ -655,6 +686,7 @@ def settle_member(
                         pending_id=lot.transfer_id,
                         lot_id=lot.id,
                         rule=lot.rule,
+                        partner=funder[1] if funder else None,
                     )
                 )
                 deltas[account.id][0] += amount
@@ -786,6 +818,7 @@ def _transfer(
     lot_id: int | None = None,
     rule: str | None = None,
     reason: str | None = None,
+    partner: str | None = None,
 ) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
@@ -805,6 +838,7 @@ def _transfer(
         "lot_id": lot_id,
         "idem_key": idem_key,
         "effective_at": effective_at,
+        "partner": partner,
     }
 
 
@@ -969,11 +1003,20 @@ def verify(session: Session, *, tenant_id: str, program: Program | None) -> list
 SYSTEM_ACCOUNTS = ("issued", "redeemed", "expired", "adjustments", "held")
 
 
+def partner_account(partner: str) -> str:
+    """Name of the system account that funds a coalition partner's earnings."""
+    return f"partner:{partner}"
+
+
 def open_system_accounts(session: Session, *, tenant_id: str, program: Program) -> None:
     """Create every wallet's system accounts (when a program is applied)."""
     for wallet in program.wallets:
         for name in SYSTEM_ACCOUNTS:
             repository.system_account(session, tenant_id, wallet, name)
+    for partner in program.partners:
+        wallet = partner.wallet or program.default_wallet
+        if wallet in program.wallets:
+            repository.system_account(session, tenant_id, wallet, partner_account(partner.key))
 
 
 def tenants_with_ledger(session: Session) -> list[str]:

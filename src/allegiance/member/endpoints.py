@@ -38,7 +38,9 @@ def put_member(
 
 
 @router.get("/{member_id}")
-def get_member(member_id: str, caller: Caller = Depends(require("storefront"))) -> Response:
+def get_member(
+    member_id: str, caller: Caller = Depends(require("storefront", "partner"))
+) -> Response:
     with read_session() as session:
         return json_response(
             service.member_view(

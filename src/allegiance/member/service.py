@@ -180,6 +180,7 @@ def transfer_view(
         "rule": t.rule,
         "source": {"type": t.source_type, "id": t.source_id},
         "order_id": t.order_id,
+        "partner": t.partner,
         "effective_at": _iso(t.effective_at),
     }
 

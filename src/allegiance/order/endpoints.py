@@ -8,11 +8,11 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session
-from allegiance.kit.endpoint import body_digest, client_id, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotency_kind, idempotent
 from allegiance.kit.http import json_response
 from allegiance.order import service
 from allegiance.order.schemas import CancelCreate, Cart, EventCreate, OrderCreate, RefundCreate
-from allegiance.program.service import require_program
+from allegiance.program.service import load_program, require_program
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -22,25 +22,46 @@ def post_order(
     body: OrderCreate,
     request: Request,
     digest: str = Depends(body_digest),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     client_id(body.id, request, required_in_body=True)
 
     def action(session: Session) -> tuple[int, dict[str, Any]]:
         program = require_program(session, tenant_id=caller.tenant_id)
-        prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
+        prepared = service.prepare_order(
+            program, body, order_id=body.id, now=caller.now, partner=caller.partner
+        )
         return 201, service.create_order(
             session, tenant_id=caller.tenant_id, program=program, order=prepared, now=caller.now
         )
 
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="order",
+        kind=_kind("order", caller),
         key=body.id,
         digest=digest,
         now=caller.now,
         action=action,
     )
+
+
+@router.get("/orders/{order_id}")
+def get_order(order_id: str, caller: Caller = Depends(require("ingest", "partner"))) -> Response:
+    with read_session() as session:
+        program = load_program(session, tenant_id=caller.tenant_id)
+        return json_response(
+            service.get_order(
+                session,
+                tenant_id=caller.tenant_id,
+                program=program,
+                order_id=order_id,
+                partner=caller.partner,
+            )
+        )
+
+
+def _kind(kind: str, caller: Caller) -> str:
+    return idempotency_kind(kind, caller.partner)
 
 
 @router.post("/orders/{order_id}/refunds", status_code=201)
@@ -49,7 +70,7 @@ def post_refund(
     body: RefundCreate,
     request: Request,
     digest: str = Depends(body_digest),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     body = body.model_copy(update={"id": client_id(body.id, request)})
 
@@ -62,11 +83,12 @@ def post_refund(
             order_id=order_id,
             refund=body,
             now=caller.now,
+            partner=caller.partner,
         )
 
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="refund",
+        kind=_kind("refund", caller),
         key=body.id,
         digest=digest,
         now=caller.now,
@@ -78,7 +100,7 @@ def post_refund(
 def post_cancel(
     order_id: str,
     body: CancelCreate | None = Body(default=None),
-    caller: Caller = Depends(require("ingest")),
+    caller: Caller = Depends(require("ingest", "partner")),
 ) -> Response:
     reason = body.reason if body else None
 
@@ -91,12 +113,13 @@ def post_cancel(
             order_id=order_id,
             reason=reason,
             now=caller.now,
+            partner=caller.partner,
         )
 
     # one cancellation per order: a repeated cancel replays the first answer
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="cancel",
+        kind=_kind("cancel", caller),
         key=order_id,
         digest="cancel",
         now=caller.now,
@@ -131,11 +154,13 @@ def post_event(
 
 @router.post("/evaluate")
 def post_evaluate(
-    body: Cart, caller: Caller = Depends(require("storefront", "ingest"))
+    body: Cart, caller: Caller = Depends(require("storefront", "ingest", "partner"))
 ) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id)
-        prepared = service.prepare_order(program, body, order_id=body.id, now=caller.now)
+        prepared = service.prepare_order(
+            program, body, order_id=body.id, now=caller.now, partner=caller.partner
+        )
         return json_response(
             service.evaluate_cart(
                 session, tenant_id=caller.tenant_id, program=program, cart=prepared, now=caller.now

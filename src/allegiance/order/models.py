@@ -25,6 +25,7 @@ class Order(Base):
     program_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     payload: Mapped[dict] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who booked it
 
 
 class Refund(Base):

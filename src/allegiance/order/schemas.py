@@ -52,6 +52,8 @@ class CartBase(Payload):
     channel: str | None = Field(default=None, max_length=100)
     brand: str | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # the coalition partner the order was placed at; a partner key stamps its own
+    partner: str | None = Field(default=None, max_length=64)
 
 
 class OrderCreate(CartBase):

@@ -18,7 +18,7 @@ from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
-from allegiance.errors import AlreadyBooked, Conflict, NotFound, invalid
+from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
     currency_exponent,
@@ -33,9 +33,11 @@ from allegiance.ledger.service import Credit
 from allegiance.member import repository as members
 from allegiance.member.models import Member
 from allegiance.order import repository
+from allegiance.order.models import Order
 from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
 from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
+from allegiance.program.coalition import find_partner, partner_wallet
 from allegiance.program.compiled import CompiledProgram
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
@@ -53,6 +55,7 @@ class PreparedOrder:
     context: dict[str, Any]
     payload: dict[str, Any]
     unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
+    partner: str | None = None
 
 
 @dataclass
@@ -77,11 +80,16 @@ def prepare_order(
     now: datetime,
     loc_prefix: str = "body",
     stored: dict[str, Any] | None = None,
+    partner: str | None = None,
 ) -> PreparedOrder:
     """Check an order's money against the program currency and build its CEL context.
 
     ``stored`` is the order as received (kept on the order); by default the parsed payload.
+    ``partner`` is the partner of the calling key, if any: the order is booked as that
+    partner's (a key of another scope may attribute the order with the ``partner`` field).
     """
+    partner = _order_partner(program, payload, partner, loc_prefix)
+    _check_brand(program, payload, loc_prefix)
     currency = payload.currency or program.currency
     if currency != program.currency:
         raise invalid(
@@ -139,6 +147,7 @@ def prepare_order(
             "coupon_codes": list(payload.coupon_codes),
             "channel": payload.channel or "",
             "brand": payload.brand or "",
+            "partner": partner or "",
             "quantity": _whole_or_float(sum((line.quantity for line in lines), Decimal(0))),
             "attributes": payload.attributes,
         },
@@ -157,7 +166,44 @@ def prepare_order(
         if stored is not None
         else payload.model_dump(mode="json", exclude_none=True),
         unit_prices=unit_prices,
+        partner=partner,
     )
+
+
+def _order_partner(
+    program: CompiledProgram, payload: CartBase, key_partner: str | None, loc_prefix: str
+) -> str | None:
+    """The partner an order is booked for: the calling key's, else the ``partner`` field."""
+    if key_partner is not None:
+        if payload.partner is not None and payload.partner != key_partner:
+            raise Forbidden(
+                f"a key of partner {key_partner!r} books orders for that partner only",
+                code="partner_mismatch",
+                errors=[{"loc": [loc_prefix, "partner"], "msg": "not this key's partner"}],
+            )
+        if find_partner(program.program, key_partner) is None:
+            raise Forbidden(
+                f"the program no longer declares partner {key_partner!r}",
+                code="partner_not_in_program",
+            )
+        return key_partner
+    if payload.partner is not None and find_partner(program.program, payload.partner) is None:
+        raise invalid(
+            [loc_prefix, "partner"],
+            f"unknown partner {payload.partner!r}; the program declares "
+            f"{', '.join(p.key for p in program.program.partners) or 'none'}",
+        )
+    return payload.partner
+
+
+def _check_brand(program: CompiledProgram, payload: CartBase, loc_prefix: str) -> None:
+    brands = program.program.brands
+    if brands and payload.brand is not None and all(b.key != payload.brand for b in brands):
+        raise invalid(
+            [loc_prefix, "brand"],
+            f"unknown brand {payload.brand!r}; the program declares "
+            f"{', '.join(b.key for b in brands)}",
+        )
 
 
 def _whole_or_float(value: Decimal) -> int | float:
@@ -381,6 +427,7 @@ def book_orders(
             "program_version": program.version,
             "payload": o.payload,
             "created_at": now,
+            "partner": o.partner,
         }
         for o in orders
     ]
@@ -438,6 +485,7 @@ def book_orders(
             effect = book.reassess(owner, at=o.placed_at, reason="qualified", source_id=o.order_id)
             if effect is not None:
                 booking.tier_effects.append(effect)
+        funded_wallet = _partner_wallet(program, o.partner)
         for share in booking.evaluation.shares:
             wallet = wallets[share.wallet]
             available = o.placed_at + timedelta(days=float(wallet.pending_days))
@@ -456,6 +504,7 @@ def book_orders(
                     rule=share.rule,
                     owner_type=owner[0] if owner else "member",
                     owner_id=owner[1] if owner else None,
+                    partner=o.partner if share.wallet == funded_wallet else None,
                 )
             )
         credits.extend(booking.credits)
@@ -559,6 +608,14 @@ def _save_account_stats(
         accounts_repo.set_activity(
             session, tenant_id, a["aid"], a["last_activity_at"], a["settle_at"]
         )
+
+
+def _partner_wallet(program: CompiledProgram, partner_key: str | None) -> str | None:
+    """The wallet a partner funds the order's points in (other wallets: the program)."""
+    if partner_key is None:
+        return None
+    partner = find_partner(program.program, partner_key)
+    return partner_wallet(program.program, partner) if partner is not None else None
 
 
 def _touch(
@@ -666,6 +723,7 @@ def order_response(
         "order_id": o.order_id,
         "member_id": o.member_id,
         "status": "completed",
+        **({"partner": o.partner} if o.partner else {}),
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
@@ -784,8 +842,12 @@ def refund_order(
     order_id: str,
     refund: RefundCreate,
     now: datetime,
+    partner: str | None = None,
 ) -> dict[str, Any]:
-    """Reverse points in proportion to the cumulative refunded share of the order."""
+    """Reverse points in proportion to the cumulative refunded share of the order.
+
+    ``partner`` (a partner key's) limits the refund to that partner's own orders.
+    """
     exponent = currency_exponent(program.currency)
     if refund.amount is not None:
         _check_money(refund.amount, exponent, ["body", "amount"])
@@ -806,6 +868,7 @@ def refund_order(
         payload=refund.model_dump(mode="json", exclude_none=True),
         now=now,
         cancel=False,
+        partner=partner,
     )
 
 
@@ -817,6 +880,7 @@ def cancel_order(
     order_id: str,
     reason: str | None,
     now: datetime,
+    partner: str | None = None,
 ) -> dict[str, Any]:
     """Full reversal of what is not yet refunded; the order becomes ``cancelled``."""
     return _reverse(
@@ -830,6 +894,7 @@ def cancel_order(
         payload={"reason": reason} if reason else {},
         now=now,
         cancel=True,
+        partner=partner,
     )
 
 
@@ -845,13 +910,12 @@ def _reverse(
     payload: dict[str, Any],
     now: datetime,
     cancel: bool,
+    partner: str | None,
 ) -> dict[str, Any]:
-    order = repository.get_order(session, tenant_id, order_id)
-    if order is None:
-        raise NotFound(f"order {order_id!r} not found", code="order_not_found")
-    if order.member_id:
+    seen = _visible_order(session, tenant_id, order_id, partner)
+    if seen.member_id:
         lock_members(
-            session, tenant_id=tenant_id, program=program, member_ids=[order.member_id], now=now
+            session, tenant_id=tenant_id, program=program, member_ids=[seen.member_id], now=now
         )
     order = repository.get_order(session, tenant_id, order_id, lock=True)
     assert order is not None
@@ -1126,6 +1190,54 @@ def record_event(
         "balances": balances(
             session, tenant_id=tenant_id, program=program, member_id=event.member_id, owner=owner
         ),
+    }
+
+
+def _visible_order(session: Session, tenant_id: str, order_id: str, partner: str | None) -> Order:
+    """The order, if the caller may see it: a partner key sees only its partner's orders."""
+    order = repository.get_order(session, tenant_id, order_id)
+    # another partner's order is "not found", so ids of other partners are not disclosed
+    if order is None or (partner is not None and order.partner != partner):
+        raise NotFound(f"order {order_id!r} not found", code="order_not_found")
+    return order
+
+
+def get_order(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram | None,
+    order_id: str,
+    partner: str | None,
+) -> dict[str, Any]:
+    """One order as booked, with the points it earned and those reversed (GET /v1/orders/{id})."""
+    order = _visible_order(session, tenant_id, order_id, partner)
+    exponent = currency_exponent(order.currency)
+    wallets = program.program.wallets if program else {}
+    points = {
+        wallet: {
+            "earned": number(earned, wallets[wallet].precision if wallet in wallets else 0),
+            "reversed": number(reversed_, wallets[wallet].precision if wallet in wallets else 0),
+        }
+        for wallet, (earned, reversed_) in sorted(
+            ledger.order_totals(session, tenant_id, order_id).items()
+        )
+    }
+    return {
+        "order_id": order.order_id,
+        "member_id": order.member_id,
+        "partner": order.partner,
+        "brand": order.payload.get("brand"),
+        "placed_at": order.placed_at.isoformat(),
+        "status": order.status,
+        "currency": order.currency,
+        "subtotal": money_str(order.subtotal_minor, exponent),
+        "total": money_str(order.total_minor, exponent),
+        "refunded_total": money_str(order.refunded_minor, exponent),
+        "program_version": order.program_version,
+        "points": points,
+        "order": order.payload,
+        "created_at": order.created_at.isoformat(),
     }
 
 

@@ -21,6 +21,7 @@ class CompiledRule:
     wallet: str
     campaign: Campaign | None
     windowed: bool  # the rule or its campaign has starts_at / ends_at
+    brands: frozenset[str] | None = None  # the wallet takes orders of these brands only
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
                     or rule.ends_at
                     or (campaign is not None and (campaign.starts_at or campaign.ends_at))
                 ),
+                brands=_wallet_brands(program, wallet),
             )
         )
     # document order, or by priority (lower first); ties keep document order
@@ -71,6 +73,11 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
         rules=ordered,
         rules_by_event={k: tuple(v) for k, v in by_event.items()},
     )
+
+
+def _wallet_brands(program: Program, wallet: str) -> frozenset[str] | None:
+    config = program.wallets.get(wallet)
+    return frozenset(config.brands) if config is not None and config.brands else None
 
 
 _cache: dict[tuple[str, int], CompiledProgram] = {}

@@ -48,6 +48,8 @@ class Wallet(Strict):
     pending_days: Annotated[Decimal, Field(ge=0, le=3650)] = Decimal(0)
     expiry: Expiry = Field(default_factory=Expiry)
     point_value: NonNegative | None = None  # money value of one unit; credit defaults to 1
+    # brand-scoped wallet: only orders of these brands earn into it (None = shared by all)
+    brands: list[Key] | None = None
 
     @model_validator(mode="after")
     def _credit_defaults(self) -> Wallet:
@@ -298,6 +300,20 @@ class PriceList(Strict):
         return self
 
 
+class Brand(Strict):
+    key: Key
+    name: str | None = None
+
+
+class Partner(Strict):
+    """A coalition partner: a merchant whose own API key books orders it funds."""
+
+    key: Key
+    name: str | None = None
+    wallet: Key | None = None  # the wallet its points are earned, spent and settled in
+    point_value: NonNegative | None = None  # money per point for settlement; else the wallet's
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -311,6 +327,8 @@ class Program(Strict):
     # sections that later parts of the program add; kept as given until their engine lands
     promotions: list[dict[str, Any]] = Field(default_factory=list)
     price_lists: list[PriceList] = Field(default_factory=list, max_length=MAX_PRICE_LISTS)
+    brands: list[Brand] = Field(default_factory=list)
+    partners: list[Partner] = Field(default_factory=list)
 
     @field_validator("wallets")
     @classmethod

@@ -14,6 +14,7 @@ from allegiance.config import get_settings
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
+from allegiance.program.coalition import partner_point_value
 from allegiance.program.schema import Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -49,6 +50,7 @@ def sample_context() -> dict[str, Any]:
             "coupon_codes": ["CODE"],
             "channel": "web",
             "brand": "main",
+            "partner": "main",
             "quantity": 1,
             "attributes": {},
         },
@@ -206,7 +208,50 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                         }
                     )
     _check_price_lists(errors, program, sample)
+    _check_coalition(program, errors)
     return (None, errors) if errors else (program, [])
+
+
+def _check_coalition(program: Program, errors: list[dict[str, Any]]) -> None:
+    """Brands and partners: unique keys, declared brands, known wallets, a settlement value."""
+    brands: set[str] = set()
+    for index, brand in enumerate(program.brands):
+        if brand.key in brands:
+            errors.append({"loc": ["brands", index, "key"], "msg": "duplicate brand key"})
+        brands.add(brand.key)
+    for key, wallet in program.wallets.items():
+        for index, brand_key in enumerate(wallet.brands or []):
+            if brand_key not in brands:
+                errors.append(
+                    {
+                        "loc": ["wallets", key, "brands", index],
+                        "msg": f"unknown brand {brand_key!r}; declare it under 'brands'",
+                    }
+                )
+        if wallet.brands is not None and not wallet.brands:
+            errors.append(
+                {
+                    "loc": ["wallets", key, "brands"],
+                    "msg": "list at least one brand, or leave 'brands' out for a shared wallet",
+                }
+            )
+    partners: set[str] = set()
+    for index, partner in enumerate(program.partners):
+        loc: list[str | int] = ["partners", index]
+        if partner.key in partners:
+            errors.append({"loc": [*loc, "key"], "msg": "duplicate partner key"})
+        partners.add(partner.key)
+        if partner.wallet is not None and partner.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
+            continue
+        if partner_point_value(program, partner) is None:
+            errors.append(
+                {
+                    "loc": [*loc, "point_value"],
+                    "msg": "settlement needs a point_value (money per point) on the partner "
+                    "or on its wallet",
+                }
+            )
 
 
 def _check(

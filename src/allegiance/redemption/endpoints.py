@@ -9,7 +9,7 @@ from starlette.responses import Response
 from allegiance.auth import Caller, require
 from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
-from allegiance.kit.endpoint import body_digest, client_id, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotency_kind, idempotent
 from allegiance.kit.http import json_response
 from allegiance.program.service import require_program
 from allegiance.redemption import service
@@ -24,7 +24,7 @@ def post_redemption(
     body: RedemptionCreate,
     request: Request,
     digest: str = Depends(body_digest),
-    caller: Caller = Depends(require("storefront")),
+    caller: Caller = Depends(require("storefront", "partner")),
 ) -> Response:
     body = body.model_copy(update={"id": client_id(body.id, request)})
 
@@ -37,11 +37,12 @@ def post_redemption(
             member_id=member_id,
             body=body,
             now=caller.now,
+            partner=caller.partner,
         )
 
     return idempotent(
         tenant_id=caller.tenant_id,
-        kind="redemption",
+        kind=idempotency_kind("redemption", caller.partner),
         key=body.id,
         digest=digest,
         now=caller.now,
@@ -50,12 +51,18 @@ def post_redemption(
 
 
 @router.get("/v1/redemptions/{redemption_id}")
-def get_redemption(redemption_id: str, caller: Caller = Depends(require("storefront"))) -> Response:
+def get_redemption(
+    redemption_id: str, caller: Caller = Depends(require("storefront", "partner"))
+) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id)
         return json_response(
             service.get_redemption(
-                session, tenant_id=caller.tenant_id, program=program, redemption_id=redemption_id
+                session,
+                tenant_id=caller.tenant_id,
+                program=program,
+                redemption_id=redemption_id,
+                partner=caller.partner,
             )
         )
 

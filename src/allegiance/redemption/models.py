@@ -34,6 +34,7 @@ class Redemption(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     decision_note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # redeemed at
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

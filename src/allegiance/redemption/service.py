@@ -74,8 +74,10 @@ def redeem(
     member_id: str,
     body: RedemptionCreate,
     now: datetime,
+    partner: str | None = None,
 ) -> dict[str, Any]:
-    """Spend points on a reward, or hold them for an account admin's approval."""
+    """Spend points on a reward, or hold them for an account admin's approval. ``partner``:
+    redeemed at that coalition partner (stamped on the spend for its settlement)."""
     reward = find_reward(program, body.reward)
     if members.get(session, tenant_id, member_id) is None:
         raise NotFound(f"member {member_id!r} not found", code="member_not_found")
@@ -145,6 +147,7 @@ def redeem(
         "decided_at": None,
         "decided_by": None,
         "decision_note": None,
+        "partner": partner,
         "created_at": now,
         "updated_at": now,
     }
@@ -183,6 +186,7 @@ def redeem(
             reason=f"reward {reward.key}",
             owner_type=holder.owner_type,
             owner_id=holder.owner_id,
+            partner=partner,
         )
     _count(usage, program, reward, member_id, now, body.quantity, points_minor)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
@@ -289,6 +293,7 @@ def decide(
             source_type="redemption",
             source_id=redemption.redemption_id,
             now=now,
+            partner=redemption.partner,
         )
         redemption.status = "completed"
     else:
@@ -426,6 +431,7 @@ def view(
             "note": r.decision_note,
         },
         "coupon": None,
+        "partner": r.partner,
         "created_at": r.created_at.isoformat(),
         "balances": orders.balances(
             session, tenant_id=tenant_id, program=program, member_id=r.member_id, owner=owner
@@ -434,10 +440,16 @@ def view(
 
 
 def get_redemption(
-    session: Session, *, tenant_id: str, program: CompiledProgram, redemption_id: str
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    redemption_id: str,
+    partner: str | None = None,
 ) -> dict[str, Any]:
+    """One redemption; a partner key sees only those made at its partner."""
     redemption = repository.get(session, tenant_id, redemption_id)
-    if redemption is None:
+    if redemption is None or (partner is not None and redemption.partner != partner):
         raise NotFound(f"redemption {redemption_id!r} not found", code="redemption_not_found")
     return view(session, tenant_id=tenant_id, program=program, redemption=redemption)
 

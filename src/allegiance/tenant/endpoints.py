@@ -16,15 +16,21 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: str
     name: str | None = Field(default=None, max_length=200)
+    partner: str | None = Field(default=None, max_length=64)  # scope partner: which partner
 
 
 @router.post("", status_code=201)
 def create_key(body: ApiKeyCreate, caller: Caller = Depends(require("admin"))) -> Response:
     with write_session() as session:
         key = service.create_api_key(
-            session, tenant_id=caller.tenant_id, scope=body.scope, name=body.name, now=caller.now
+            session,
+            tenant_id=caller.tenant_id,
+            scope=body.scope,
+            name=body.name,
+            now=caller.now,
+            partner=body.partner,
         )
-    return json_response({"id": key.key_id, "scope": key.scope, "api_key": key.api_key}, 201)
+    return json_response(key.view(), 201)
 
 
 @router.get("")
@@ -37,6 +43,7 @@ def list_keys(caller: Caller = Depends(require("admin"))) -> Response:
                 {
                     "id": k.id,
                     "scope": k.scope,
+                    "partner": k.partner,
                     "name": k.name,
                     "prefix": k.prefix,
                     "created_at": k.created_at.isoformat(),

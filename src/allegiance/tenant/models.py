@@ -28,6 +28,7 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # scope partner
 
 
 class ProgramVersion(Base):

@@ -24,14 +24,14 @@ def insert_api_key(session: Session, **values: Any) -> None:
     session.execute(insert(ApiKey).values(**values))
 
 
-def find_key(session: Session, key_hash: str) -> tuple[str, str, str] | None:
-    """(key id, tenant id, scope) of a live key."""
+def find_key(session: Session, key_hash: str) -> tuple[str, str, str, str | None] | None:
+    """(key id, tenant id, scope, partner) of a live key."""
     row = session.execute(
-        select(ApiKey.id, ApiKey.tenant_id, ApiKey.scope).where(
+        select(ApiKey.id, ApiKey.tenant_id, ApiKey.scope, ApiKey.partner).where(
             ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
         )
     ).first()
-    return (row[0], row[1], row[2]) if row else None
+    return (row[0], row[1], row[2], row[3]) if row else None
 
 
 def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:

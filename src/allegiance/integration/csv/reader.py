@@ -4,7 +4,7 @@ Memory stays flat: rows are read one at a time and handed on in bounded batches.
 
 Order CSV columns (header names; unknown columns are an error so typos don't pass silently):
   id (or order_id), member_id (or customer_id), placed_at, currency, total, shipping_amount,
-  tax_amount, discount_amount, channel, brand, coupon_codes (separated by ';'),
+  tax_amount, discount_amount, channel, brand, partner, coupon_codes (separated by ';'),
   and per line: sku, name, category, labels (';'), quantity, unit_price, amount,
   plus attributes.<name> columns for order attributes.
 Member CSV columns: member_id (or id), email, name, phone, birthdate, locale, tags (';'),
@@ -31,6 +31,7 @@ ORDER_FIELDS = {
     "discount_amount",
     "channel",
     "brand",
+    "partner",
     "coupon_codes",
 }
 ITEM_FIELDS = {"sku", "name", "category", "labels", "quantity", "unit_price", "amount"}

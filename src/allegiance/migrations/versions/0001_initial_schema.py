@@ -128,12 +128,16 @@ def upgrade() -> None:
         sa.Column("lot_id", sa.BigInteger(), nullable=True),
         sa.Column("idem_key", sa.String(length=400), nullable=False),
         sa.Column("effective_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("partner", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("tenant_id", "idem_key"),
     )
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
         batch_op.create_index("ix_transfers_member", ["tenant_id", "member_id", "id"], unique=False)
         batch_op.create_index("ix_transfers_order", ["tenant_id", "order_id"], unique=False)
+        batch_op.create_index(
+            "ix_transfers_partner", ["tenant_id", "partner", "effective_at"], unique=False
+        )
 
     op.create_table(
         "members",
@@ -191,6 +195,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("partner", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "order_id"),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
@@ -268,6 +273,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("partner", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_hash"),
@@ -406,6 +412,7 @@ def upgrade() -> None:
         sa.Column("decided_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decided_by", sa.String(length=255), nullable=True),
         sa.Column("decision_note", sa.String(length=500), nullable=True),
+        sa.Column("partner", sa.String(length=64), nullable=True),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "redemption_id"),
@@ -466,6 +473,7 @@ def downgrade() -> None:
 
     op.drop_table("members")
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
+        batch_op.drop_index("ix_transfers_partner")
         batch_op.drop_index("ix_transfers_order")
         batch_op.drop_index("ix_transfers_member")
 

@@ -1,0 +1,1 @@
+"""Measuring the program: coalition partner settlement."""

@@ -1,0 +1,75 @@
+"""Shared pieces of the coalition tests: a two-partner program, partner keys, ledger reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from allegiance.db import read_session, write_session
+from allegiance.ledger import repository as ledger_repository
+from allegiance.ledger import service as ledger
+from allegiance.ledger.models import LedgerAccount
+from tests.conftest import Api, apply_program
+
+COALITION: dict[str, Any] = {
+    "name": "City Coalition",
+    "currency": "USD",
+    "timezone": "Europe/Warsaw",
+    "wallets": {"points": {"precision": 0, "rounding": "floor", "point_value": "0.01"}},
+    "partners": [
+        {"key": "cafe", "name": "Corner Cafe"},
+        {"key": "books", "name": "Book Nook", "point_value": "0.02"},
+    ],
+    "rules": [
+        {"key": "base", "on": "order.completed", "earn": {"per_amount": 1}},
+        {
+            "key": "cafe-bonus",
+            "on": "order.completed",
+            "when": "order.partner == 'cafe'",
+            "earn": {"fixed": 5},
+        },
+    ],
+}
+
+
+def partner_key(api: Api, partner: str) -> Api:
+    response = api.post("/v1/api-keys", json={"scope": "partner", "partner": partner})
+    assert response.status_code == 201, response.text
+    assert response.json()["partner"] == partner
+    return api.with_key(response.json()["api_key"])
+
+
+def setup_coalition(api: Api, document: dict[str, Any] | None = None) -> tuple[Api, Api]:
+    apply_program(api, document or COALITION)
+    return partner_key(api, "cafe"), partner_key(api, "books")
+
+
+def spend_at(
+    tenant_id: str, member_id: str, amount: int, partner: str | None, at: datetime, ref: str
+) -> None:
+    """A redemption at a partner, straight through the ledger (the endpoint lives elsewhere)."""
+    with write_session() as session:
+        ledger.debit(
+            session,
+            tenant_id=tenant_id,
+            member_id=member_id,
+            wallet="points",
+            amount_minor=amount,
+            code="spend",
+            source_type="redemption",
+            source_id=ref,
+            idem_key=f"redemption/{ref}",
+            now=at,
+            partner=partner,
+        )
+
+
+def system_balance(tenant_id: str, wallet: str, name: str) -> tuple[int, int]:
+    """(posted, pending) of a system account, derived from its transfers."""
+    with read_session() as session:
+        account = (
+            session.query(LedgerAccount)
+            .filter_by(tenant_id=tenant_id, wallet=wallet, owner_type="system", owner_id=name)
+            .one()
+        )
+        return ledger_repository.derived_balances(session, tenant_id).get(account.id, (0, 0))
