@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from allegiance.db import read_session, write_session
+from allegiance.db import read_session
 from allegiance.ledger import repository as ledger_repository
-from allegiance.ledger import service as ledger
 from allegiance.ledger.models import LedgerAccount
 from tests.conftest import Api, apply_program
 
@@ -20,6 +18,7 @@ COALITION: dict[str, Any] = {
         {"key": "cafe", "name": "Corner Cafe"},
         {"key": "books", "name": "Book Nook", "point_value": "0.02"},
     ],
+    "rewards": [{"key": "voucher", "name": "One-point voucher", "cost": 1}],
     "rules": [
         {"key": "base", "on": "order.completed", "earn": {"per_amount": 1}},
         {
@@ -44,24 +43,16 @@ def setup_coalition(api: Api, document: dict[str, Any] | None = None) -> tuple[A
     return partner_key(api, "cafe"), partner_key(api, "books")
 
 
-def spend_at(
-    tenant_id: str, member_id: str, amount: int, partner: str | None, at: datetime, ref: str
-) -> None:
-    """A redemption at a partner, straight through the ledger (the endpoint lives elsewhere)."""
-    with write_session() as session:
-        ledger.debit(
-            session,
-            tenant_id=tenant_id,
-            member_id=member_id,
-            wallet="points",
-            amount_minor=amount,
-            code="spend",
-            source_type="redemption",
-            source_id=ref,
-            idem_key=f"redemption/{ref}",
-            now=at,
-            partner=partner,
-        )
+def spend_at(client: Api, member_id: str, amount: int, at: str, ref: str) -> None:
+    """A redemption of ``amount`` one-point vouchers, made with ``client``'s key (a partner
+    key redeems at its partner)."""
+    client.now = at
+    response = client.post(
+        f"/v1/members/{member_id}/redemptions",
+        json={"id": ref, "reward": "voucher", "quantity": amount},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "completed"
 
 
 def system_balance(tenant_id: str, wallet: str, name: str) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from tests.conftest import Api, ledger_ok, order
@@ -47,13 +46,17 @@ def test_two_partners_over_a_month_balance_to_zero(api: Api, tenant: tuple[str, 
     assert r.status_code == 201, r.text
     assert r.json()["effects"][0]["amount"] == 21  # 105 × 20 / 100
 
-    spend_at(tenant_id, "m1", 100, "cafe", datetime(2026, 3, 20, 12, tzinfo=UTC), "red-1")
-    spend_at(tenant_id, "m2", 30, "books", datetime(2026, 3, 25, 12, tzinfo=UTC), "red-2")
-    spend_at(tenant_id, "m2", 7, None, datetime(2026, 3, 26, 12, tzinfo=UTC), "red-3")
+    spend_at(cafe, "m1", 100, "2026-03-20T12:00:00Z", "red-1")
+    spend_at(books, "m2", 30, "2026-03-25T12:00:00Z", "red-2")
+    spend_at(api, "m2", 7, "2026-03-26T12:00:00Z", "red-3")
+    # a partner sees the redemptions made at it, not the others'
+    assert books.get("/v1/redemptions/red-2").json()["partner"] == "books"
+    assert cafe.get("/v1/redemptions/red-2").status_code == 404
+    assert cafe.get("/v1/redemptions/red-3").status_code == 404
     # April (local time): outside the period
     r = at(books, "2026-03-31T22:30:00Z").post("/v1/orders", json=order("books-3", "m1", "30.00"))
     assert r.status_code == 201, r.text
-    spend_at(tenant_id, "m1", 10, "cafe", datetime(2026, 3, 31, 22, 30, tzinfo=UTC), "red-4")
+    spend_at(cafe, "m1", 10, "2026-03-31T22:30:00Z", "red-4")
 
     api.now = "2026-04-02T10:00:00Z"
     r = api.get("/v1/analytics/partner-settlement?from=2026-03-01&to=2026-03-31")
