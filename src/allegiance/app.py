@@ -150,9 +150,10 @@ def create_app() -> FastAPI:
     from allegiance.order.endpoints import router as orders
     from allegiance.outbox.endpoints import router as domain_events
     from allegiance.program.endpoints import router as program
+    from allegiance.subscription.endpoints import router as subscriptions
     from allegiance.tenant.endpoints import router as api_keys
 
-    for router in (program, members, orders, api_keys, domain_events):
+    for router in (program, members, orders, api_keys, domain_events, subscriptions):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

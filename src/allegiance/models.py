@@ -6,6 +6,7 @@ from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
+from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "ProgramVersion",
     "Refund",
     "RuleUsage",
+    "Subscription",
+    "SubscriptionPayment",
     "Tenant",
     "Transfer",
 ]

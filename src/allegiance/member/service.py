@@ -93,6 +93,11 @@ def member_view(
             },
         }
     )
+    from allegiance.subscription.service import membership_view
+
+    view["membership"] = membership_view(
+        session, tenant_id=tenant_id, member_id=member_id, now=now, program=compiled
+    )
     return view
 
 

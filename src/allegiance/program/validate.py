@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from allegiance.config import get_settings
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
+from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.schema import Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -170,7 +171,29 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
             errors.append(
                 {"loc": ["tiers", "levels"], "msg": "thresholds must be strictly increasing"}
             )
+    _check_plans(program, errors)
     return (None, errors) if errors else (program, [])
+
+
+def _check_plans(program: Program, errors: list[dict[str, Any]]) -> None:
+    levels = [level.key for level in program.tiers.levels] if program.tiers else []
+    seen: set[str] = set()
+    for index, plan in enumerate(program.plans):
+        loc: list[str | int] = ["plans", index]
+        if plan.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate plan key {plan.key!r}"})
+        seen.add(plan.key)
+        currency = plan.currency or program.currency
+        exponent = currency_exponent(currency)
+        if decimal_places(plan.fee) > exponent:
+            errors.append(
+                {"loc": [*loc, "fee"], "msg": f"more than {exponent} decimal places for {currency}"}
+            )
+        if plan.tier is not None and plan.tier not in levels:
+            known = ", ".join(levels) if levels else "none (the program has no tiers)"
+            errors.append(
+                {"loc": [*loc, "tier"], "msg": f"unknown tier {plan.tier!r}; tier levels: {known}"}
+            )
 
 
 def _check(

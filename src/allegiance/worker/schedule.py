@@ -19,8 +19,11 @@ class Job:
 
 def jobs() -> list[Job]:
     from allegiance.ledger import tasks as ledger_tasks
+    from allegiance.subscription import tasks as subscription_tasks
 
     return [
         Job("activate_and_expire", ledger_tasks.settle_due_members),
         Job("expiring_notices", ledger_tasks.notify_expiring),
+        Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
+        Job("subscription_expiry", subscription_tasks.expire_subscriptions),
     ]
