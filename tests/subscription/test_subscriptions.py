@@ -743,3 +743,26 @@ def test_plan_in_its_own_currency(api: Api) -> None:
     assert paid["payment"]["currency"] == "JPY"
     assert paid["benefits"] == {"earn_multiplier": 1.0, "perks": []}
     assert paid["tier_floor"] is None
+
+
+def test_a_payment_is_activity_for_inactivity_expiry(api: Api, tenant: tuple[str, str]) -> None:
+    document = copy.deepcopy(PROGRAM)
+    document["wallets"] = {"points": {"expiry": {"mode": "inactivity_days", "days": 60}}}
+    apply_program(api, document)
+    api.now = "2026-01-01T00:00:00Z"
+    assert api.post("/v1/orders", json=order("o1", "m1", "100.00")).status_code == 201
+    pay(api, "ch_1", "2026-02-15T00:00:00Z")  # idle since 1 January, but paying
+    jobs(tenant[0], "2026-03-05T00:00:00Z")  # 63 days after the order
+    api.now = "2026-03-05T00:00:00Z"
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 100
+    jobs(tenant[0], "2026-04-16T00:00:00Z")  # 60 days after the payment
+    api.now = "2026-04-16T00:00:00Z"
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 0
+    assert ledger_ok(tenant[0]) == []
+
+
+def test_gdpr_export_lists_subscriptions(shop: Api) -> None:
+    sub = pay(shop, "ch_1", "2026-03-01T00:00:00Z")["subscription_id"]
+    exported = shop.get("/v1/members/m1/export").json()
+    assert [s["subscription_id"] for s in exported["subscriptions"]] == [sub]
+    assert [p["payment_id"] for p in exported["subscriptions"][0]["payments"]] == ["ch_1"]

@@ -144,7 +144,19 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "orders": orders.orders_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
+        "subscriptions": _subscriptions(session, tenant_id, member_id),
     }
+
+
+def _subscriptions(session: Session, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
+    from allegiance.kit.clock import utcnow
+    from allegiance.subscription.service import subscriptions_page
+
+    data, _ = subscriptions_page(
+        session, tenant_id=tenant_id, member_id=member_id, before_id=None, limit=10_000,
+        now=utcnow(),
+    )  # fmt: skip
+    return data
 
 
 def transfer_view(

@@ -18,8 +18,11 @@ from allegiance.errors import Conflict, NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.ids import new_id
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, to_minor
+from allegiance.ledger import service as ledger
 from allegiance.member import repository as members
+from allegiance.member.models import Member
 from allegiance.member.service import check_member_id
+from allegiance.order.service import lock_members
 from allegiance.outbox import service as outbox
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import Plan, Program
@@ -110,7 +113,9 @@ def subscribe(
             )
 
     # the member row lock serialises every decision about this member's subscriptions
-    members.ensure_locked(session, tenant_id, [member_id], now)
+    member = lock_members(
+        session, tenant_id=tenant_id, program=program, member_ids=[member_id], now=now
+    )[member_id]
     events: list[dict[str, Any]] = []
     current = repository.live(session, tenant_id, member_id, lock=True)
     if current is not None:
@@ -228,10 +233,25 @@ def subscribe(
         # a payment recorded after its whole period: the membership is over already
         events.append(_expire(session, subscription, tenant_id, now))
     outbox.emit_many(session, events)
+    _record_activity(session, tenant_id, document, member, paid_at)
     view = subscription_view(subscription, document, now)
     view["renewed"] = renewed
     view["payment"] = payment_data
     return view
+
+
+def _record_activity(
+    session: Session, tenant_id: str, program: Program, member: Member, at: datetime
+) -> None:
+    """A payment (or a trial) is the member's activity: it restarts ``inactivity_days``
+    expiry like an order does."""
+    if member.last_activity_at is not None and member.last_activity_at >= at:
+        return
+    members.set_activity(session, tenant_id, member.member_id, at)
+    deadline = ledger.inactivity_deadline(program, at)
+    if deadline is not None:
+        settle_at = deadline if member.settle_at is None else min(member.settle_at, deadline)
+        members.set_settle_at(session, tenant_id, member.member_id, settle_at)
 
 
 def cancel_subscription(
