@@ -19,7 +19,7 @@ import pytest
 
 from allegiance.db import get_engine, read_session
 from allegiance.kit.clock import parse_timestamp
-from allegiance.subscription.service import active_membership
+from allegiance.subscription.service import active_membership, active_memberships
 from allegiance.worker.runner import run_all
 from tests.conftest import TEST_URL, Api, apply_program, ledger_ok, order
 
@@ -595,6 +595,18 @@ def test_active_membership_for_the_earning_engine(shop: Api, tenant: tuple[str, 
             )
             is None
         )
+    pay(shop, "ch_2", "2026-03-05T00:00:00Z", plan="weekly", amount="1.50", member="m3")
+    with read_session(get_engine()) as session:
+        batch = active_memberships(
+            session,
+            tenant_id=tenant[0],
+            member_ids=["m1", "m2", "m3"],
+            now=parse_timestamp("2026-03-06T00:00:00Z"),
+        )
+    assert {k: (v.plan, v.status, v.earn_multiplier) for k, v in batch.items()} == {
+        "m1": ("plus", "trialing", Decimal(2)),
+        "m3": ("weekly", "active", Decimal(1)),
+    }
 
 
 def test_membership_does_not_touch_points(shop: Api, tenant: tuple[str, str]) -> None:

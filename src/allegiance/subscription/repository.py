@@ -42,12 +42,16 @@ def live(
 def live_of_members(
     session: Session, tenant_id: str, member_ids: Sequence[str]
 ) -> list[Subscription]:
-    stmt = select(Subscription).where(
-        Subscription.tenant_id == tenant_id,
-        Subscription.member_id.in_(list(member_ids)),
-        Subscription.status == "active",
-    )
-    return list(session.scalars(stmt))
+    ids = sorted(set(member_ids))
+    found: list[Subscription] = []
+    for start in range(0, len(ids), 500):
+        stmt = select(Subscription).where(
+            Subscription.tenant_id == tenant_id,
+            Subscription.member_id.in_(ids[start : start + 500]),
+            Subscription.status == "active",
+        )
+        found.extend(session.scalars(stmt))
+    return found
 
 
 def get(

@@ -119,10 +119,11 @@ def subscribe(
     events: list[dict[str, Any]] = []
     current = repository.live(session, tenant_id, member_id, lock=True)
     if current is not None:
-        lapsed = current.current_period_end <= (
-            # a late payment of the same plan still renews the period it was paid in time for
-            now if current.plan != plan.key else paid_at - timedelta(microseconds=1)
-        )
+        if current.plan == plan.key:
+            # a late payment still renews the period it was paid in time for
+            lapsed = current.current_period_end < paid_at
+        else:
+            lapsed = current.current_period_end <= now
         if lapsed:
             events.append(_expire(session, current, tenant_id, now))
             current = None
