@@ -778,3 +778,14 @@ def test_gdpr_export_lists_subscriptions(shop: Api) -> None:
     exported = shop.get("/v1/members/m1/export").json()
     assert [s["subscription_id"] for s in exported["subscriptions"]] == [sub]
     assert [p["payment_id"] for p in exported["subscriptions"][0]["payments"]] == ["ch_1"]
+
+
+def test_malformed_json_is_400(shop: Api) -> None:
+    shop.now = "2026-03-01T00:00:00Z"
+    for path in ("/v1/members/m1/subscriptions", "/v1/members/m1/subscriptions/sub_x/cancel"):
+        response = shop.post(
+            path, content=b"{not json}", headers={"Content-Type": "application/json"}
+        )
+        problem(response, 400, "malformed_json")
+    assert shop.get("/v1/members/m1").status_code == 404
+    assert events(shop, "subscription.started") == []
