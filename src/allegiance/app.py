@@ -154,12 +154,13 @@ def create_app() -> FastAPI:
     from allegiance.pricing.endpoints import router as pricing
     from allegiance.program.endpoints import router as program
     from allegiance.redemption.endpoints import router as redemptions
+    from allegiance.subscription.endpoints import router as subscriptions
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
 
     for router in (
-        program, members, tiers, accounts, redemptions, orders, api_keys, domain_events, pricing,
-        analytics,
+        program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
+        domain_events, pricing, analytics,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -302,7 +302,7 @@ def jobs_run(
     now: str | None = typer.Option(None, help="run as of this ISO 8601 time"),
     tenant: str | None = typer.Option(None, "--tenant"),
 ) -> None:
-    """Run every due periodic job once (activation, expiry, expiry notices)."""
+    """Run every due periodic job once (activation, expiry, notices, subscriptions)."""
     from allegiance.worker.runner import run_all
 
     _migrate()

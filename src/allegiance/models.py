@@ -8,6 +8,7 @@ from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
 from allegiance.redemption.models import Redemption
+from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 from allegiance.tier.models import TierChange, TierFact, TierState
 
@@ -26,6 +27,8 @@ __all__ = [
     "Redemption",
     "Refund",
     "RuleUsage",
+    "Subscription",
+    "SubscriptionPayment",
     "Tenant",
     "TierChange",
     "TierFact",

@@ -10,7 +10,8 @@ Per wallet, for one order:
    one line matches; ``stop`` on an applied rule ends evaluation;
 2. per line, ``per_amount × item.amount`` and ``per_quantity × item.quantity`` per earn rule;
 3. line multipliers (``multiply`` with ``items``) scale matching lines; order multipliers
-   (``multiply`` without ``items``) and the tier ``earn_multiplier`` scale every line;
+   (``multiply`` without ``items``), the tier's and the paid plan's ``earn_multiplier`` scale
+   every line;
 4. ``fixed`` and ``percent`` amounts are added after multiplication;
 5. ``cap_per_order`` and budgets cap each rule, then the wallet total is rounded once to the
    wallet precision and split back over the rules by largest remainder.
@@ -140,6 +141,8 @@ def evaluate(
     tier_multiplier: Decimal = Decimal(1),
     tier_key: str | None = None,
     event_amount: Decimal | None = None,
+    plan_multiplier: Decimal = Decimal(1),
+    plan_key: str | None = None,
 ) -> Evaluation:
     """Compute what the order (``lines``) or event earns; records usage in ``usage``."""
     result = Evaluation()
@@ -207,17 +210,18 @@ def evaluate(
         applied.append(c)
         if c.rule.stop:
             break
-    if tier_multiplier != 1 and tier_key:
+    # the tier's and the paid plan's multipliers scale every points wallet's per-line points
+    for label, factor in (
+        (f"tier:{tier_key}" if tier_key else None, tier_multiplier),
+        (f"plan:{plan_key}" if plan_key else None, plan_multiplier),
+    ):
+        if label is None or factor == 1:
+            continue
         for wallet_key, wallet_config in program.program.wallets.items():
             if wallet_config.kind == "points":
-                order_factor[wallet_key] *= tier_multiplier
+                order_factor[wallet_key] *= factor
         result.multipliers.append(
-            Share(
-                f"tier:{tier_key}",
-                program.program.default_wallet,
-                "multiply",
-                factor=tier_multiplier,
-            )
+            Share(label, program.program.default_wallet, "multiply", factor=factor)
         )
     by_key = {c.rule.key: c for c in applied}
     exact: dict[str, dict[str, Decimal]] = defaultdict(dict)

@@ -81,6 +81,16 @@ def member_view(
         )
         account["role"] = member.account_role or "buyer"
         account.pop("tier", None)  # shown as the member's tier below
+    # imported here: subscriptions use this module (member ids)
+    from allegiance.subscription.service import active_membership, membership_view
+
+    plan = (
+        active_membership(
+            session, tenant_id=tenant_id, member_id=member_id, now=now, program=compiled
+        )
+        if program is not None and program.plans
+        else None
+    )
     view.update(
         {
             "account": account,
@@ -90,6 +100,7 @@ def member_view(
                 program=compiled,
                 owner=holder.owner,
                 now=now,
+                floor=plan.tier_floor if plan is not None and not holder.pooled else None,
             ),
             "balances": ledger.balances_view(
                 session,
@@ -109,6 +120,9 @@ def member_view(
                 "last_activity_at": _iso(member.last_activity_at),
             },
         }
+    )
+    view["membership"] = membership_view(
+        session, tenant_id=tenant_id, member_id=member_id, now=now, program=compiled
     )
     return view
 
@@ -157,7 +171,19 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "orders": orders.orders_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
+        "subscriptions": _subscriptions(session, tenant_id, member_id),
     }
+
+
+def _subscriptions(session: Session, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
+    from allegiance.kit.clock import utcnow
+    from allegiance.subscription.service import subscriptions_page
+
+    data, _ = subscriptions_page(
+        session, tenant_id=tenant_id, member_id=member_id, before_id=None, limit=10_000,
+        now=utcnow(),
+    )  # fmt: skip
+    return data
 
 
 def transfer_view(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,9 @@ from allegiance.program.compiled import CompiledProgram
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
 from allegiance.tier.service import NO_TIER, Held, TierBook
+
+if TYPE_CHECKING:
+    from allegiance.subscription.service import ActiveMembership
 
 
 @dataclass
@@ -216,12 +219,15 @@ def member_context(
     exponent: int,
     stats: dict[str, Any] | None = None,
     held: Held = NO_TIER,
+    membership: ActiveMembership | None = None,
 ) -> dict[str, Any]:
-    """The member as CEL sees it; ``stats`` (a batch's running totals) override the row."""
+    """The member as CEL sees it; ``stats`` (a batch's running totals) override the row.
+    ``held`` is its tier, ``membership`` its paid plan (perks are the union of both)."""
     if member is None:
         return {
             "id": "", "email": "", "name": "", "phone": "", "locale": "", "tags": [],
-            "attributes": {}, "tier": "", "perks": [], "account_id": "", "account_role": "",
+            "attributes": {}, "tier": "", "perks": [], "plan": "", "account_id": "",
+            "account_role": "",
             "enrolled_at": None,
             "birthdate": "", "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
             "segments": [], "badges": [],
@@ -235,7 +241,8 @@ def member_context(
         "tags": list(member.tags or []),
         "attributes": dict(member.attributes or {}),
         "tier": held.key or "",
-        "perks": list(held.perks),
+        "perks": _perks(held, membership),
+        "plan": membership.plan if membership else "",
         "account_id": member.account_id or "",
         "account_role": member.account_role or "",
         "enrolled_at": member.enrolled_at,
@@ -300,11 +307,56 @@ def conditions_context(
     if member is None:
         return {"member": member_context(None, exponent), "account": b2b.account_context(None)}
     holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
-    held = tiers.current(session, tenant_id=tenant_id, program=program, owner=holder_.owner, at=now)
+    membership = memberships(
+        session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
+    ).get(member.member_id)
+    held = tiers.current(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        owner=holder_.owner,
+        at=now,
+        floor=plan_floor(holder_, membership),
+    )
     return {
-        "member": member_context(member, exponent, held=held),
+        "member": member_context(member, exponent, held=held, membership=membership),
         "account": b2b.account_context(holder_.account),
     }
+
+
+def memberships(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member_ids: list[str],
+    now: datetime,
+) -> dict[str, ActiveMembership]:
+    """The paid plans the members hold at ``now`` (one query; none without ``plans``)."""
+    if not program.program.plans or not member_ids:
+        return {}
+    # imported here: subscriptions book through this module (lock_members)
+    from allegiance.subscription.service import active_memberships
+
+    return active_memberships(
+        session, tenant_id=tenant_id, member_ids=member_ids, now=now, program=program
+    )
+
+
+def plan_floor(holder_: Holder, membership: ActiveMembership | None) -> str | None:
+    """A plan's tier floor applies to a member's own tier (a pooled account's tier is the
+    account's, whatever one buyer pays for)."""
+    if membership is None or holder_.pooled:
+        return None
+    return membership.tier_floor
+
+
+def _perks(held: Held, membership: ActiveMembership | None) -> list[str]:
+    perks = list(held.perks)
+    for perk in membership.perks if membership else ():
+        if perk not in perks:
+            perks.append(perk)
+    return perks
 
 
 def stand_in_member(*, tenant_id: str, member_id: str, now: datetime) -> Member:
@@ -352,12 +404,13 @@ def _evaluate(
     stats: dict[str, Any] | None = None,
     held: Held = NO_TIER,
     holder_: Holder | None = None,
+    membership: ActiveMembership | None = None,
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     exponent = currency_exponent(program.currency)
     context = dict(prepared.context)
-    context["member"] = member_context(member, exponent, stats, held)
+    context["member"] = member_context(member, exponent, stats, held, membership)
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
     return evaluate(
@@ -370,6 +423,8 @@ def _evaluate(
         usage=usage,
         tier_multiplier=held.multiplier,
         tier_key=held.key,
+        plan_multiplier=membership.earn_multiplier if membership else Decimal(1),
+        plan_key=membership.plan if membership else None,
     )
 
 
@@ -381,6 +436,7 @@ def tier_book(
     owners: list[Owner],
     earliest: datetime,
     now: datetime,
+    floors: dict[Owner, str] | None = None,
 ) -> TierBook | None:
     if program.program.tiers is None or not owners:
         return None
@@ -391,7 +447,18 @@ def tier_book(
         owners=sorted(set(owners)),
         earliest=earliest,
         now=now,
+        floors=floors,
     )
+
+
+def _floors(holders: dict[str, Holder], plans: dict[str, ActiveMembership]) -> dict[Owner, str]:
+    found: dict[Owner, str] = {}
+    for member_id, membership in plans.items():
+        h = holders.get(member_id)
+        floor = plan_floor(h, membership) if h is not None else None
+        if h is not None and floor is not None:
+            found[h.owner] = floor
+    return found
 
 
 def book_orders(
@@ -448,6 +515,9 @@ def book_orders(
         for k in usage_keys(program, rules, o.member_id, o.placed_at)
     ]
     usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=True)
+    plans = memberships(
+        session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
+    )
     book = tier_book(
         session,
         tenant_id=tenant_id,
@@ -455,6 +525,7 @@ def book_orders(
         owners=[h.owner for h in holders.values()],
         earliest=min(o.placed_at for o in orders),
         now=now,
+        floors=_floors(holders, plans),
     )
     account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
@@ -467,9 +538,10 @@ def book_orders(
         holder_ = holders.get(member.member_id) if member is not None else None
         owner = holder_.owner if holder_ is not None else None
         held = book.held(owner, o.placed_at) if book and owner else NO_TIER
+        membership = plans.get(member.member_id) if member is not None else None
         booking = Booking(
             order=o,
-            evaluation=_evaluate(program, o, member, usage, running, held, holder_),
+            evaluation=_evaluate(program, o, member, usage, running, held, holder_, membership),
             owner=owner,
         )
         if book is not None and owner is not None:
@@ -773,8 +845,20 @@ def evaluate_cart(
     if member is None:
         member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
     holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
-    held = tiers.current(session, tenant_id=tenant_id, program=program, owner=holder_.owner, at=now)
-    evaluation = _evaluate(program, cart, member, usage, held=held, holder_=holder_)
+    membership = memberships(
+        session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
+    ).get(member.member_id)
+    held = tiers.current(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        owner=holder_.owner,
+        at=now,
+        floor=plan_floor(holder_, membership),
+    )
+    evaluation = _evaluate(
+        program, cart, member, usage, held=held, holder_=holder_, membership=membership
+    )
     wallets = program.program.wallets
     points: dict[str, int] = {}
     for share in evaluation.shares:
@@ -994,6 +1078,9 @@ def _reverse(
     repository.set_refunded(session, tenant_id, order_id, cumulative, status)
     if order.member_id:
         counted_after = not cancel and (cumulative < order.total_minor or order.total_minor == 0)
+        plan = memberships(
+            session, tenant_id=tenant_id, program=program, member_ids=[order.member_id], now=now
+        ).get(order.member_id)
         book = tier_book(
             session,
             tenant_id=tenant_id,
@@ -1001,6 +1088,9 @@ def _reverse(
             owners=[owner],
             earliest=order.placed_at,
             now=now,
+            floors={owner: plan.tier_floor}
+            if plan and plan.tier_floor and owner[0] == "member"
+            else None,
         )
         if book is not None:
             book.record(
@@ -1090,6 +1180,9 @@ def record_event(
         keys=usage_keys(program, rules, event.member_id, occurred_at),
         lock=True,
     )
+    membership = memberships(
+        session, tenant_id=tenant_id, program=program, member_ids=[event.member_id], now=now
+    ).get(event.member_id)
     book = tier_book(
         session,
         tenant_id=tenant_id,
@@ -1097,6 +1190,9 @@ def record_event(
         owners=[owner],
         earliest=occurred_at,
         now=now,
+        floors=_floors({event.member_id: holder_}, {event.member_id: membership})
+        if membership
+        else None,
     )
     held = book.held(owner, occurred_at) if book is not None else NO_TIER
     exponent = currency_exponent(program.currency)
@@ -1114,7 +1210,7 @@ def record_event(
             "occurred_at": occurred_at,
             "properties": event.properties,
         },
-        "member": member_context(member, exponent, held=held),
+        "member": member_context(member, exponent, held=held, membership=membership),
         "account": b2b.account_context(holder_.account),
         "now": now,
     }

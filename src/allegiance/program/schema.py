@@ -314,6 +314,55 @@ class Partner(Strict):
     point_value: NonNegative | None = None  # money per point for settlement; else the wallet's
 
 
+class PlanSpan(Strict):
+    """A plan period other than one calendar unit: exactly one of the keys."""
+
+    days: Annotated[int, Field(ge=1, le=3660)] | None = None
+    weeks: Annotated[int, Field(ge=1, le=520)] | None = None
+    months: Annotated[int, Field(ge=1, le=120)] | None = None
+    years: Annotated[int, Field(ge=1, le=10)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PlanSpan:
+        given = [k for k in ("days", "weeks", "months", "years") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a period has exactly one of days, weeks, months, years")
+        return self
+
+
+class PlanBenefits(Strict):
+    earn_multiplier: Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)] = Decimal(1)
+    perks: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=100
+    )
+
+
+class Plan(Strict):
+    """A paid membership (Prime-style): a fee per period buys benefits and a tier floor."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    fee: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=20)]
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    # "month" is short for {months: 1}; likewise day, week, year
+    period: PlanSpan = Field(default_factory=lambda: PlanSpan(months=1))
+    trial_days: Annotated[int, Field(ge=0, le=3660)] = 0
+    tier: Key | None = None
+    benefits: PlanBenefits = Field(default_factory=PlanBenefits)
+    renewal_notice_days: Annotated[int, Field(ge=0, le=365)] = 3
+
+    @field_validator("period", mode="before")
+    @classmethod
+    def _unit(cls, value: Any) -> Any:
+        if isinstance(value, dict | PlanSpan):
+            return value
+        if value not in ("day", "week", "month", "year"):
+            raise ValueError(
+                "a period is day, week, month, year or one of {days|weeks|months|years: N}"
+            )
+        return {f"{value}s": 1}
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -329,6 +378,7 @@ class Program(Strict):
     price_lists: list[PriceList] = Field(default_factory=list, max_length=MAX_PRICE_LISTS)
     brands: list[Brand] = Field(default_factory=list)
     partners: list[Partner] = Field(default_factory=list)
+    plans: list[Plan] = Field(default_factory=list, max_length=100)
 
     @field_validator("wallets")
     @classmethod

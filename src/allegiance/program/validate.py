@@ -65,6 +65,7 @@ def sample_context() -> dict[str, Any]:
             "attributes": {},
             "tier": "",
             "perks": ["free_shipping"],
+            "plan": "",
             "account_id": "",
             "account_role": "",
             "enrolled_at": _SAMPLE_TIME,
@@ -209,6 +210,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                     )
     _check_price_lists(errors, program, sample)
     _check_coalition(program, errors)
+    _check_plans(program, errors)
     return (None, errors) if errors else (program, [])
 
 
@@ -251,6 +253,27 @@ def _check_coalition(program: Program, errors: list[dict[str, Any]]) -> None:
                     "msg": "settlement needs a point_value (money per point) on the partner "
                     "or on its wallet",
                 }
+            )
+
+
+def _check_plans(program: Program, errors: list[dict[str, Any]]) -> None:
+    levels = [level.key for level in program.tiers.levels] if program.tiers else []
+    seen: set[str] = set()
+    for index, plan in enumerate(program.plans):
+        loc: list[str | int] = ["plans", index]
+        if plan.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate plan key {plan.key!r}"})
+        seen.add(plan.key)
+        currency = plan.currency or program.currency
+        exponent = currency_exponent(currency)
+        if decimal_places(plan.fee) > exponent:
+            errors.append(
+                {"loc": [*loc, "fee"], "msg": f"more than {exponent} decimal places for {currency}"}
+            )
+        if plan.tier is not None and plan.tier not in levels:
+            known = ", ".join(levels) if levels else "none (the program has no tiers)"
+            errors.append(
+                {"loc": [*loc, "tier"], "msg": f"unknown tier {plan.tier!r}; tier levels: {known}"}
             )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from allegiance.config import get_settings
 from allegiance.db import write_session
+from allegiance.order.service import memberships
 from allegiance.program.service import load_program
 from allegiance.tier import repository, service
 
@@ -22,9 +23,22 @@ def review_due(engine: Engine, tenant_id: str, now: datetime) -> int:
             if program is None or program.program.tiers is None:
                 return handled
             due = repository.due_states(session, tenant_id, now, batch, skip_locked=True)
+            plans = memberships(
+                session,
+                tenant_id=tenant_id,
+                program=program,
+                member_ids=[s.owner_id for s in due if s.owner_type == "member"],
+                now=now,
+            )
             for state in due:
+                plan = plans.get(state.owner_id) if state.owner_type == "member" else None
                 service.review_state(
-                    session, tenant_id=tenant_id, program=program, state=state, now=now
+                    session,
+                    tenant_id=tenant_id,
+                    program=program,
+                    state=state,
+                    now=now,
+                    floor=plan.tier_floor if plan else None,
                 )
         handled += len(due)
         if len(due) < batch:

@@ -21,6 +21,7 @@ def jobs() -> list[Job]:
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.redemption import tasks as redemption_tasks
+    from allegiance.subscription import tasks as subscription_tasks
     from allegiance.tier import tasks as tier_tasks
 
     return [
@@ -29,4 +30,6 @@ def jobs() -> list[Job]:
         Job("expiring_notices", ledger_tasks.notify_expiring),
         Job("tier_reviews", tier_tasks.review_due),
         Job("approval_timeouts", redemption_tasks.expire_approvals),
+        Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
+        Job("subscription_expiry", subscription_tasks.expire_subscriptions),
     ]

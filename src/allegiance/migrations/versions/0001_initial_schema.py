@@ -294,6 +294,68 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("tenant_id", "version"),
     )
+    op.create_table(
+        "subscriptions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("subscription_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("plan", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("started_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("trial_ends_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("anchor_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "current_period_end", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("cancel_at_period_end", sa.Boolean(), nullable=False),
+        sa.Column("cancelled_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancel_reason", sa.String(length=500), nullable=True),
+        sa.Column("ended_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("renewal_notified", sa.Boolean(), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "subscription_id"),
+    )
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subscriptions_member", ["tenant_id", "member_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_subscriptions_due", ["tenant_id", "status", "current_period_end"], unique=False
+        )
+
+    op.create_table(
+        "subscription_payments",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("payment_id", sa.String(length=255), nullable=False),
+        sa.Column("subscription_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("plan", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("paid_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_start", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_end", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "payment_id"),
+    )
+    with op.batch_alter_table("subscription_payments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subscription_payments_member", ["tenant_id", "member_id", "plan"], unique=False
+        )
+        batch_op.create_index(
+            "ix_subscription_payments_subscription",
+            ["tenant_id", "subscription_id"],
+            unique=False,
+        )
 
     op.create_table(
         "tier_facts",
@@ -447,6 +509,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tier_facts_owner")
 
     op.drop_table("tier_facts")
+
+    with op.batch_alter_table("subscription_payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscription_payments_subscription")
+        batch_op.drop_index("ix_subscription_payments_member")
+
+    op.drop_table("subscription_payments")
+    with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriptions_due")
+        batch_op.drop_index("ix_subscriptions_member")
+
+    op.drop_table("subscriptions")
 
     op.drop_table("program_versions")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
