@@ -80,6 +80,15 @@ class Lot(Base):
 
 Index("ix_transfers_member", Transfer.tenant_id, Transfer.member_id, Transfer.id)
 Index("ix_transfers_order", Transfer.tenant_id, Transfer.order_id)
-Index("ix_transfers_partner", Transfer.tenant_id, Transfer.partner, Transfer.effective_at)
+# partial: only partner-stamped transfers, so the bookings of a program without partners (and
+# the program's own orders) pay nothing to maintain it
+Index(
+    "ix_transfers_partner",
+    Transfer.tenant_id,
+    Transfer.partner,
+    Transfer.effective_at,
+    postgresql_where=Transfer.partner.is_not(None),
+    sqlite_where=Transfer.partner.is_not(None),
+)
 Index("ix_lots_account", Lot.account_id, Lot.status)
 Index("ix_lots_expiry_due", Lot.tenant_id, Lot.status, Lot.expires_at)

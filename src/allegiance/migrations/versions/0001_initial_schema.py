@@ -136,7 +136,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_transfers_member", ["tenant_id", "member_id", "id"], unique=False)
         batch_op.create_index("ix_transfers_order", ["tenant_id", "order_id"], unique=False)
         batch_op.create_index(
-            "ix_transfers_partner", ["tenant_id", "partner", "effective_at"], unique=False
+            "ix_transfers_partner",
+            ["tenant_id", "partner", "effective_at"],
+            unique=False,
+            postgresql_where=sa.text("partner IS NOT NULL"),
+            sqlite_where=sa.text("partner IS NOT NULL"),
         )
 
     op.create_table(
