@@ -372,6 +372,8 @@ def demo(
         "store credit issued (USD)",
         f"{Decimal(money_str(summary['issued_minor'].get('credit', 0), 2)):,}",
     )
+    for tier, count in sorted(summary["tiers"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"members in tier {tier}", f"{count:,}")
     table.add_row(
         "import",
         f"booked {report.booked:,}, already there {report.skipped:,}, "

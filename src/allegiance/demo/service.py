@@ -17,6 +17,7 @@ from allegiance.order.models import Order
 from allegiance.program.service import apply_program
 from allegiance.tenant.models import Tenant
 from allegiance.tenant.service import create_api_key, create_tenant
+from allegiance.tier.models import TierState
 
 DEMO_TENANT = "CDNOW demo"
 PROGRAM = Path(__file__).with_name("program.yaml")
@@ -88,7 +89,17 @@ def summary(engine: Engine, tenant_id: str, top: int = 5) -> dict[str, Any]:
             .tuples()
             .all()
         )
+        tiers = dict(
+            session.execute(
+                select(TierState.shown_key, func.count())
+                .where(TierState.tenant_id == tenant_id, TierState.owner_type == "member")
+                .group_by(TierState.shown_key)
+            )
+            .tuples()
+            .all()
+        )
     return {
+        "tiers": {str(k): int(v) for k, v in tiers.items() if k},
         "members": int(members or 0),
         "orders": int(orders or 0),
         "revenue_minor": int(revenue or 0),

@@ -3,47 +3,103 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert, dialect_insert, is_postgres
+from allegiance.db import bulk_insert, is_postgres
 from allegiance.tier.models import TierChange, TierFact, TierState
 
 Owner = tuple[str, str]  # (owner_type, owner_id)
 
 
+@dataclass(slots=True)
+class StateRow:
+    """A holder's tier state as plain data (a ``tier_states`` row): bookings change many of
+    them in memory and write them back in one statement."""
+
+    tenant_id: str
+    owner_type: str
+    owner_id: str
+    achieved_key: str | None = None
+    manual_key: str | None = None
+    manual_until: datetime | None = None
+    manual_reason: str | None = None
+    shown_key: str | None = None
+    shown_since: datetime | None = None
+    period_start: datetime | None = None
+    next_review_at: datetime | None = None
+    downgrade_to: str | None = None
+    downgrade_at: datetime | None = None
+    due_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 def load_states(
     session: Session, tenant_id: str, owners: Sequence[Owner], *, lock: bool
-) -> dict[Owner, TierState]:
+) -> dict[Owner, StateRow]:
+    """States of the holders (row-locked with ``lock`` on Postgres)."""
     if not owners:
         return {}
-    stmt = (
-        select(TierState)
-        .where(
-            TierState.tenant_id == tenant_id,
-            tuple_(TierState.owner_type, TierState.owner_id).in_(sorted(set(owners))),
+    found: dict[Owner, StateRow] = {}
+    keys = sorted(set(owners))
+    conn = session.connection()
+    for start in range(0, len(keys), 500):
+        stmt = (
+            select(_STATES)
+            .where(
+                _STATES.c.tenant_id == tenant_id,
+                tuple_(_STATES.c.owner_type, _STATES.c.owner_id).in_(keys[start : start + 500]),
+            )
+            .order_by(_STATES.c.owner_type, _STATES.c.owner_id)
         )
-        .order_by(TierState.owner_type, TierState.owner_id)
-    )
-    if lock and is_postgres(session):
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return {(s.owner_type, s.owner_id): s for s in session.execute(stmt).scalars()}
+        if lock and is_postgres(session):
+            stmt = stmt.with_for_update()
+        for row in conn.execute(stmt):
+            state = StateRow(**row._mapping)
+            found[(state.owner_type, state.owner_id)] = state
+    return found
 
 
-def add_state(session: Session, state: TierState) -> TierState:
-    """Insert a new state row; a concurrent insert of the same holder wins and is re-read."""
-    ins = dialect_insert(session)
-    values = {c.key: getattr(state, c.key) for c in TierState.__table__.columns}
-    session.execute(
-        ins(TierState)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "owner_type", "owner_id"])
+_STATES = cast(Table, TierState.__table__)
+_STATE_COLUMNS = tuple(c.key for c in TierState.__table__.columns)
+_KEY_COLUMNS = ("tenant_id", "owner_type", "owner_id")
+_UPDATE_STATE = (
+    update(_STATES)
+    .where(
+        _STATES.c.tenant_id == bindparam("k_tenant_id"),
+        _STATES.c.owner_type == bindparam("k_owner_type"),
+        _STATES.c.owner_id == bindparam("k_owner_id"),
     )
-    found = load_states(session, state.tenant_id, [(state.owner_type, state.owner_id)], lock=True)
-    return found[(state.owner_type, state.owner_id)]
+    .values({c: bindparam(c) for c in _STATE_COLUMNS if c not in _KEY_COLUMNS})
+)
+
+
+def save_states(session: Session, new: Sequence[StateRow], changed: Sequence[StateRow]) -> None:
+    """Insert new states and update changed ones, each kind in one statement. A holder's
+    state is only written under its holder's lock (member or account row), so two writers
+    never insert the same state."""
+    if new:
+        bulk_insert(
+            session,
+            TierState.__table__,
+            [{c: getattr(s, c) for c in _STATE_COLUMNS} for s in new],
+            skip_conflicts_on=_KEY_COLUMNS,
+        )
+    if changed:
+        session.connection().execute(
+            _UPDATE_STATE,
+            [
+                {
+                    **{c: getattr(s, c) for c in _STATE_COLUMNS if c not in _KEY_COLUMNS},
+                    **{f"k_{c}": getattr(s, c) for c in _KEY_COLUMNS},
+                }
+                for s in changed
+            ],
+        )
 
 
 def sum_facts(
@@ -124,14 +180,14 @@ def history(
 
 def due_states(
     session: Session, tenant_id: str, now: datetime, limit: int, *, skip_locked: bool
-) -> list[TierState]:
+) -> list[StateRow]:
     """States with a review, a scheduled downgrade or a manual end due, locked for the job."""
     stmt = (
-        select(TierState)
-        .where(TierState.tenant_id == tenant_id, TierState.due_at <= now)
-        .order_by(TierState.due_at)
+        select(_STATES)
+        .where(_STATES.c.tenant_id == tenant_id, _STATES.c.due_at <= now)
+        .order_by(_STATES.c.due_at)
         .limit(limit)
     )
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=skip_locked)
-    return list(session.execute(stmt).scalars())
+    return [StateRow(**row._mapping) for row in session.connection().execute(stmt)]

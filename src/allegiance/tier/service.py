@@ -26,8 +26,7 @@ from allegiance.outbox import service as outbox
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import TierLevel, Tiers
 from allegiance.tier import repository
-from allegiance.tier.models import TierState
-from allegiance.tier.repository import Owner
+from allegiance.tier.repository import Owner, StateRow
 
 ONE = Decimal(1)
 MAX_CATCH_UP_REVIEWS = 10_000
@@ -124,7 +123,7 @@ class Ladder:
             return False
         return downgrade.reset_at_review or self.rank_of(achieved) > self.rank_of(self.base_key)
 
-    def held(self, state: TierState | None, at: datetime, floor: str | None = None) -> Held:
+    def held(self, state: StateRow | None, at: datetime, floor: str | None = None) -> Held:
         achieved = (state.achieved_key if state else None) or self.base_key
         manual = None
         if (
@@ -163,8 +162,8 @@ def ladder(program: CompiledProgram | None) -> Ladder | None:
     return Ladder(program)
 
 
-def _new_state(tenant_id: str, owner: Owner, ladder_: Ladder, at: datetime) -> TierState:
-    state = TierState(
+def _new_state(tenant_id: str, owner: Owner, ladder_: Ladder, at: datetime) -> StateRow:
+    state = StateRow(
         tenant_id=tenant_id,
         owner_type=owner[0],
         owner_id=owner[1],
@@ -179,7 +178,7 @@ def _new_state(tenant_id: str, owner: Owner, ladder_: Ladder, at: datetime) -> T
     return state
 
 
-def _set_due(state: TierState) -> None:
+def _set_due(state: StateRow) -> None:
     moments = [
         m
         for m in (
@@ -201,7 +200,7 @@ class _Changes:
 def _show(
     tenant_id: str,
     ladder_: Ladder,
-    state: TierState,
+    state: StateRow,
     changes: _Changes,
     *,
     at: datetime,
@@ -285,7 +284,8 @@ class TierBook:
         self.now = now
         self.floors = floors or {}
         self.states = repository.load_states(session, tenant_id, owners, lock=True)
-        self.new_states: dict[Owner, TierState] = {}
+        self.new_states: dict[Owner, StateRow] = {}
+        self.changed: set[Owner] = set()
         self.facts: dict[Owner, list[_Fact]] = {o: [] for o in owners}
         self.base: dict[Owner, tuple[int, int, int]] = {}
         self.fact_rows: list[dict[str, Any]] = []
@@ -300,7 +300,7 @@ class TierBook:
         else:
             self.base = repository.sum_facts(session, tenant_id, owners, None)
 
-    def state(self, owner: Owner, at: datetime) -> TierState:
+    def state(self, owner: Owner, at: datetime) -> StateRow:
         found = self.states.get(owner)
         if found is None:
             found = self.new_states[owner] = self.states[owner] = _new_state(
@@ -357,6 +357,7 @@ class TierBook:
         ladder_ = self.ladder
         state = self.state(owner, at)
         self.touched.add(owner)
+        before = _snapshot(state)
         value = self.value(owner, at)
         computed = ladder_.level_for(value)
         achieved = state.achieved_key or ladder_.base_key
@@ -372,8 +373,7 @@ class TierBook:
         ):
             state.downgrade_to = state.downgrade_at = None  # requalified during the grace
         _set_due(state)
-        state.updated_at = self.now
-        return _show(
+        effect = _show(
             self.tenant_id,
             ladder_,
             state,
@@ -385,21 +385,31 @@ class TierBook:
             source_id=source_id,
             floor=self.floors.get(owner),
         )
+        if _snapshot(state) != before:
+            state.updated_at = self.now
+            self.changed.add(owner)
+        return effect
 
     def flush(self) -> None:
         repository.insert_facts(self.session, self.fact_rows)
         self.fact_rows = []
-        for owner, state in list(self.new_states.items()):
-            self.states[owner] = repository.add_state(self.session, state)
-            if self.states[owner] is not state:
-                _copy_state(state, self.states[owner])
+        repository.save_states(
+            self.session,
+            list(self.new_states.values()),
+            [self.states[o] for o in sorted(self.changed) if o not in self.new_states],
+        )
         self.new_states.clear()
+        self.changed.clear()
         _flush(self.session, self.changes)
 
 
-def _copy_state(source: TierState, target: TierState) -> None:
-    for column in TierState.__table__.columns:
-        setattr(target, column.key, getattr(source, column.key))
+_SNAPSHOT = ("achieved_key", "shown_key", "shown_since", "next_review_at", "downgrade_to",
+             "downgrade_at", "due_at")  # fmt: skip
+
+
+def _snapshot(state: StateRow) -> tuple[Any, ...]:
+    """What ``reassess`` may change."""
+    return tuple(getattr(state, name) for name in _SNAPSHOT)
 
 
 # ---- reads ----------------------------------------------------------------------------------
@@ -534,8 +544,9 @@ def assign_manual(
     state = repository.load_states(session, tenant_id, [owner], lock=True).get(owner)
     if tier is None and (state is None or state.manual_key is None):
         raise NotFound("no manual tier is assigned", code="manual_tier_not_found")
+    new = state is None
     if state is None:
-        state = repository.add_state(session, _new_state(tenant_id, owner, ladder_, now))
+        state = _new_state(tenant_id, owner, ladder_, now)
     state.manual_key = tier
     state.manual_until = until if tier else None
     state.manual_reason = reason if tier else None
@@ -554,6 +565,7 @@ def assign_manual(
         source_id=None,
         floor=floor,
     )
+    repository.save_states(session, [state] if new else [], [] if new else [state])
     _flush(session, changes)
 
 
@@ -565,7 +577,7 @@ def review_state(
     *,
     tenant_id: str,
     program: CompiledProgram,
-    state: TierState,
+    state: StateRow,
     now: datetime,
     floor: str | None = None,
 ) -> None:
@@ -641,6 +653,7 @@ def review_state(
         )  # fmt: skip
     _set_due(state)
     state.updated_at = now
+    repository.save_states(session, [], [state])
     _flush(session, changes)
 
 
@@ -648,7 +661,7 @@ def _value_at(
     session: Session,
     tenant_id: str,
     ladder_: Ladder,
-    state: TierState,
+    state: StateRow,
     owner: Owner,
     at: datetime,
 ) -> Decimal:
