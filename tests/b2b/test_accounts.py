@@ -122,6 +122,13 @@ def test_pooled_account_earns_and_qualifies_at_account_level(
     # refunds reverse from the account wallet
     refund = api.post("/v1/orders/o3/refunds", json={"id": "r3", "amount": "100"}).json()
     assert refund["balances"]["points"]["active"] == 1120
+    # a buyer's ledger lists what its orders did in the account's wallet, signed as usual
+    entries = api.get("/v1/members/boss/ledger").json()["data"]
+    assert [(t["code"], t["amount"]) for t in entries] == [
+        ("reverse", -210),
+        ("earn", 10),
+        ("earn", 200),
+    ]
     assert ledger_ok(tenant[0]) == []
 
 
@@ -224,6 +231,45 @@ def test_waiting_redemption_times_out_and_points_return(api: Api, tenant: tuple[
     assert api.get("/v1/redemptions/big").json()["status"] == "expired"
     assert api.get("/v1/accounts/acme").json()["balances"]["points"]["active"] == 1000
     assert ledger_ok(tenant[0]) == []
+
+
+def test_pooled_pending_points_activate_by_the_account_job(
+    api: Api, tenant: tuple[str, str]
+) -> None:
+    program = {**PROGRAM, "wallets": {"points": {"pending_days": 14}}}
+    api.now = "2026-05-01T10:00:00Z"
+    apply_program(api, program)
+    account(api)
+    api.post("/v1/orders", json=order("o1", "b1", "100"))
+    pending = api.get("/v1/accounts/acme").json()["balances"]["points"]
+    assert (pending["active"], pending["pending"]) == (0, 110)
+    run_all(get_engine(), parse_timestamp("2026-05-16T00:00:00Z"), tenant[0])
+    api.now = "2026-05-16T00:00:00Z"
+    active = api.get("/v1/accounts/acme").json()["balances"]["points"]
+    assert (active["active"], active["pending"]) == (110, 0)
+    # the job booked the activation: the ledger agrees with what GET shows
+    assert ledger_ok(tenant[0]) == []
+    spent = redeem(api, "boss", "r1", reward="mug").json()
+    assert spent["balances"]["points"]["active"] == 60
+
+
+def test_account_tier_is_reviewed_like_a_members(api: Api, tenant: tuple[str, str]) -> None:
+    program = {
+        **PROGRAM,
+        "tiers": {**PROGRAM["tiers"], "downgrade": {"mode": "period_end", "review_days": 30}},
+    }
+    api.now = "2026-01-01T10:00:00Z"
+    apply_program(api, program)
+    account(api)
+    api.post("/v1/orders", json=order("o1", "b1", "1200"))
+    assert api.get("/v1/accounts/acme").json()["tier"]["key"] == "preferred"
+    api.post("/v1/orders/o1/refunds", json={"id": "r1", "amount": "600"})
+    run_all(get_engine(), parse_timestamp("2026-02-01T00:00:00Z"), tenant[0])
+    api.now = "2026-02-01T00:00:00Z"
+    assert api.get("/v1/accounts/acme").json()["tier"]["key"] == "standard"
+    assert api.get("/v1/members/b2").json()["tier"]["key"] == "standard"
+    events = api.get("/v1/domain-events?type=tier.downgraded").json()["data"]
+    assert events[0]["data"]["account_id"] == "acme"
 
 
 def test_released_points_keep_their_expiry(api: Api, tenant: tuple[str, str]) -> None:

@@ -5,13 +5,23 @@ Time is driven by ``X-Allegiance-Now`` and the job runner, so every step is repr
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 
 from allegiance.kit.clock import parse_timestamp
 from allegiance.worker.runner import run_all
-from tests.conftest import Api, apply_program, get_engine, ledger_ok, order
+from tests.conftest import (
+    IS_POSTGRES,
+    Api,
+    apply_program,
+    get_engine,
+    ledger_ok,
+    new_tenant,
+    order,
+)
 
 
 def points_program(mode: str, **downgrade: Any) -> dict[str, Any]:
@@ -394,3 +404,129 @@ def test_batch_import_moves_tiers_order_by_order(
     member = api.get("/v1/members/m1").json()
     assert member["tier"]["key"] == "gold"
     assert member["balances"]["points"]["active"] == 60 + 60 + 30
+
+
+def test_rolling_window_forgets_old_spend(api: Api, tenant: tuple[str, str]) -> None:
+    apply_program(
+        api,
+        {
+            **ERPNEXT,
+            "tiers": {
+                "metric": "spend",
+                "window": {"mode": "rolling_days", "days": 30},
+                "downgrade": {"mode": "immediate"},
+                "levels": ERPNEXT["tiers"]["levels"],  # type: ignore[index]
+            },
+        },
+    )
+    api.now = "2026-01-01T00:00:00Z"
+    api.post("/v1/orders", json=order("o1", "m1", "15000"))
+    assert tier_of(api, "m1")["key"] == "silver"
+    api.now = "2026-02-15T00:00:00Z"  # the January order left the window
+    assert tier_of(api, "m1")["progress"]["value"] == "0.00"
+    api.post("/v1/orders", json=order("o2", "m1", "100"))
+    assert tier_of(api, "m1")["key"] == "bronze"  # immediate: the next change re-evaluates
+    assert [h["reason"] for h in api.get("/v1/members/m1/tier-history").json()["data"]] == [
+        "below_threshold",
+        "qualified",
+    ]
+
+
+def test_reset_at_review_starts_qualification_again(api: Api, tenant: tuple[str, str]) -> None:
+    apply_program(
+        api,
+        {
+            **ERPNEXT,
+            "tiers": {
+                "metric": "spend",
+                "downgrade": {"mode": "period_end", "review_days": 90, "reset_at_review": True},
+                "levels": ERPNEXT["tiers"]["levels"],  # type: ignore[index]
+            },
+        },
+    )
+    api.now = "2026-01-01T00:00:00Z"
+    api.post("/v1/orders", json=order("o1", "m1", "12000"))
+    run_all(get_engine(), parse_timestamp("2026-04-02T00:00:00Z"), tenant[0])
+    api.now = "2026-04-02T00:00:00Z"
+    tier = tier_of(api, "m1")
+    assert tier["key"] == "silver"  # 12,000 in the period that ended at the review
+    assert tier["progress"]["value"] == "0.00"  # counted again from the review
+    assert tier["progress"]["window_start"] == "2026-04-01T00:00:00+00:00"
+    run_all(get_engine(), parse_timestamp("2026-07-01T00:00:00Z"), tenant[0])
+    api.now = "2026-07-01T00:00:00Z"
+    assert tier_of(api, "m1")["key"] == "bronze"  # nothing in the second period
+
+
+def test_points_earned_from_events_qualify(api: Api) -> None:
+    program = points_program("never")
+    program["rules"].append({"key": "review", "on": "review.created", "earn": {"fixed": 12}})
+    apply_program(api, program)
+    response = api.post(
+        "/v1/events", json={"id": "e1", "type": "review.created", "member_id": "m1"}
+    )
+    assert response.status_code == 201, response.text
+    assert {"type": "tier_changed", "from": None, "to": "silver", "reason": "qualified"} in (
+        response.json()["effects"]
+    )
+    assert tier_of(api, "m1")["progress"] == {
+        "metric": "points_earned",
+        "window": "lifetime",
+        "window_start": None,
+        "value": 12,
+        "next_tier": "gold",
+        "next_threshold": 15,
+        "remaining": 3,
+    }
+
+
+def test_tier_history_pages(api: Api) -> None:
+    apply_program(api, points_program("immediate"))
+    api.put("/v1/members/m1", json={})
+    for n, tier in enumerate(("gold", "silver", "gold")):
+        api.now = f"2026-01-0{n + 1}T00:00:00Z"
+        api.put("/v1/members/m1/tier", json={"tier": tier})
+    first = api.get("/v1/members/m1/tier-history?limit=2").json()
+    assert [h["to"] for h in first["data"]] == ["gold", "silver"]
+    rest = api.get(f"/v1/members/m1/tier-history?limit=2&cursor={first['next_cursor']}").json()
+    assert [h["to"] for h in rest["data"]] == ["gold"]
+    assert rest["next_cursor"] is None
+    assert api.get("/v1/members/m1/tier-history?cursor=zz").status_code == 422
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="row-lock race on Postgres")
+def test_concurrent_orders_move_the_tier_once(live_server: str) -> None:
+    """Orders of one member racing on several connections: every order's spend counts once,
+    the upgrade happens once, and the order after it earns at the new tier."""
+    tenant_id, key = new_tenant("tier-race")
+    client = httpx.Client(
+        base_url=live_server, timeout=120, headers={"Authorization": f"Bearer {key}"}
+    )
+    program = {
+        **ERPNEXT,
+        "tiers": {
+            "metric": "spend",
+            "levels": [
+                {"key": "bronze", "threshold": 0},
+                {"key": "gold", "threshold": 1000, "benefits": {"earn_multiplier": 2}},
+            ],
+        },
+    }
+    client.put("/v1/program", json=program).raise_for_status()
+    n = 20
+
+    def place(i: int) -> httpx.Response:
+        return client.post("/v1/orders", json=order(f"o{i}", "m1", "100"))
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        responses = list(pool.map(place, range(n)))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+    changes = [e for r in responses for e in r.json()["effects"] if e["type"] == "tier_changed"]
+    assert changes == [
+        {"type": "tier_changed", "from": "bronze", "to": "gold", "reason": "qualified"}
+    ]
+    member = client.get("/v1/members/m1").json()
+    assert member["tier"]["progress"]["value"] == "2000.00"
+    # 10 orders up to the 1,000 mark earn 100 each, the 10 after it 200 each
+    assert member["balances"]["points"]["active"] == 10 * 100 + 10 * 200
+    assert ledger_ok(tenant_id) == []
+    client.close()

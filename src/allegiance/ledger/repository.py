@@ -446,6 +446,16 @@ def derived_balances(session: Session, tenant_id: str) -> dict[int, tuple[int, i
     return {k: (v[0], v[1]) for k, v in result.items()}
 
 
+def system_account_ids(session: Session, tenant_id: str) -> set[int]:
+    return set(
+        session.scalars(
+            select(LedgerAccount.id).where(
+                LedgerAccount.tenant_id == tenant_id, LedgerAccount.owner_type == "system"
+            )
+        )
+    )
+
+
 def accounts_of_tenant(session: Session, tenant_id: str) -> list[LedgerAccount]:
     return list(session.scalars(select(LedgerAccount).where(LedgerAccount.tenant_id == tenant_id)))
 

@@ -922,13 +922,10 @@ def account_balances(
     }
 
 
-def member_account_ids(
-    session: Session, tenant_id: str, member_id: str, owner_type: str = "member"
-) -> set[int]:
-    return {
-        a.id
-        for a in repository.member_accounts(session, tenant_id, member_id, owner_type=owner_type)
-    }
+def system_account_ids(session: Session, tenant_id: str) -> set[int]:
+    """The tenant's system accounts (issued, redeemed, held, ...): the other side of every
+    transfer a member sees."""
+    return repository.system_account_ids(session, tenant_id)
 
 
 def ledger_page(

@@ -87,7 +87,7 @@ def member_ledger(
         precision = (
             {k: w.precision for k, w in compiled.program.wallets.items()} if compiled else {}
         )
-        accounts = ledger.member_account_ids(session, caller.tenant_id, member_id)
+        accounts = ledger.system_account_ids(session, caller.tenant_id)
         rows = ledger.ledger_page(
             session,
             tenant_id=caller.tenant_id,

@@ -162,7 +162,7 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
     member = get_member(session, tenant_id=tenant_id, member_id=member_id)
     compiled = load_program(session, tenant_id=tenant_id)
     precision = {k: w.precision for k, w in compiled.program.wallets.items()} if compiled else {}
-    accounts = ledger.member_account_ids(session, tenant_id, member_id)
+    accounts = ledger.system_account_ids(session, tenant_id)
     transfers = ledger.ledger_page(
         session, tenant_id=tenant_id, member_id=member_id, before_id=None, limit=100_000
     )
@@ -186,14 +186,10 @@ def _subscriptions(session: Session, tenant_id: str, member_id: str) -> list[dic
     return data
 
 
-def transfer_view(
-    t: Any, precision: int, member_accounts: set[int] | None = None
-) -> dict[str, Any]:
-    """A transfer as the member sees it: positive into the member's wallet, negative out."""
-    if member_accounts is None:
-        direction = -1 if t.code in ("spend", "expire", "reverse") else 1
-    else:
-        direction = 1 if t.credit_account_id in member_accounts else -1
+def transfer_view(t: Any, precision: int, system_accounts: set[int]) -> dict[str, Any]:
+    """A transfer as the member sees it: positive into the wallet (the member's, or its pooled
+    account's), negative out. The other side of a member's transfer is a system account."""
+    direction = -1 if t.credit_account_id in system_accounts else 1
     if t.phase == "void":
         direction = -direction
     return {

@@ -373,6 +373,10 @@ class TierBook:
         ):
             state.downgrade_to = state.downgrade_at = None  # requalified during the grace
         _set_due(state)
+        if reason == "qualified" and ladder_.rank_of(state.achieved_key) < ladder_.rank_of(
+            achieved
+        ):
+            reason = "below_threshold"  # immediate: the window moved on since the last change
         effect = _show(
             self.tenant_id,
             ladder_,
