@@ -34,7 +34,7 @@ PROGRAM: dict[str, Any] = {
     ],
     "rewards": [
         {"key": "pallet-discount", "cost": 300, "type": "discount_fixed", "value": 30},
-        {"key": "mug", "cost": 50, "type": "physical", "stock": 3},
+        {"key": "mug", "cost": 50, "type": "physical", "shipping": False, "stock": 3},
         {
             "key": "dealer-trip",
             "cost": 10,

@@ -16,7 +16,8 @@ def partner_point_sums(
     """Σ amount per (partner, wallet, code) of partner-stamped transfers in [start, end).
 
     Codes: ``earn`` (issued at a partner), ``reverse`` (taken back by its refunds), ``spend``
-    (redeemed at a partner). Served by the (tenant, partner, effective_at) index.
+    (redeemed at a partner), ``return`` (a cancelled redemption's points given back). Served by
+    the (tenant, partner, effective_at) index.
     """
     rows = session.execute(
         select(Transfer.partner, Transfer.wallet, Transfer.code, func.sum(Transfer.amount_minor))
@@ -25,7 +26,7 @@ def partner_point_sums(
             Transfer.partner.is_not(None),
             Transfer.effective_at >= start,
             Transfer.effective_at < end,
-            Transfer.code.in_(("earn", "reverse", "spend")),
+            Transfer.code.in_(("earn", "reverse", "spend", "return")),
         )
         .group_by(Transfer.partner, Transfer.wallet, Transfer.code)
     )

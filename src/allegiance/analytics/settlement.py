@@ -59,7 +59,10 @@ def partner_settlement(
         issued = sums.get((p.key, wallet_key, "earn"), 0) - sums.get(
             (p.key, wallet_key, "reverse"), 0
         )
-        redeemed = sums.get((p.key, wallet_key, "spend"), 0)
+        # a cancelled redemption gives its points back (``return``): not redeemed after all
+        redeemed = sums.get((p.key, wallet_key, "spend"), 0) - sums.get(
+            (p.key, wallet_key, "return"), 0
+        )
         issued_value = _value(issued, wallet.precision, point_value, exponent)
         redeemed_value = _value(redeemed, wallet.precision, point_value, exponent)
         totals["issued"] += issued

@@ -344,6 +344,58 @@ def hold(
     return Hold(account_id=account, amount_minor=amount_minor, lots=taken)
 
 
+def spend(
+    session: Session,
+    *,
+    tenant_id: str,
+    wallet: str,
+    owner_type: str,
+    owner_id: str,
+    member_id: str | None,
+    amount_minor: int,
+    source_type: str,
+    source_id: str,
+    now: datetime,
+    reason: str | None = None,
+    partner: str | None = None,
+) -> Hold:
+    """Spend points earliest-expiry first (one ``spend`` transfer) and say which lots they
+    came from, so a cancellation can give them back (``release_hold`` from ``redeemed``)."""
+    account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [owner_id])[
+        owner_id
+    ]
+    if not repository.debit_if_enough(session, account, amount_minor):
+        raise InsufficientPoints(
+            f"the {wallet} balance is lower than {amount_minor} minor units",
+            errors=[{"loc": ["body", "quantity"], "msg": "costs more than the active balance"}],
+        )
+    taken = _take_lots(session, account, amount_minor)
+    redeemed = repository.system_account(session, tenant_id, wallet, "redeemed")
+    repository.insert_transfers(
+        session,
+        [
+            _transfer(
+                tenant_id,
+                wallet,
+                account,
+                redeemed,
+                amount_minor,
+                "spend",
+                "posted",
+                member_id,
+                None,
+                source_type,
+                source_id,
+                f"{source_type}/{source_id}/spend",
+                now,
+                reason=reason,
+                partner=partner,
+            )
+        ],
+    )
+    return Hold(account_id=account, amount_minor=amount_minor, lots=taken)
+
+
 def post_hold(
     session: Session,
     *,
@@ -394,6 +446,9 @@ def release_hold(
     source_type: str,
     source_id: str,
     now: datetime,
+    from_account: str = "held",
+    code: str = "release",
+    partner: str | None = None,
 ) -> int:
     """Phase two, the other way: held points go back into the lots they came from. A lot
     that expired meanwhile gets its share back and loses it at once (an ``expire`` transfer):
@@ -408,14 +463,15 @@ def release_hold(
             held,
             account_id,
             total,
-            "release",
+            code,
             "posted",
             member_id,
             None,
             source_type,
             source_id,
-            f"{source_type}/{source_id}/release",
+            f"{source_type}/{source_id}/{code}",
             now,
+            partner=partner,
         )
     ]
     updates: list[dict[str, Any]] = []
@@ -444,7 +500,7 @@ def release_hold(
                 None,
                 source_type,
                 source_id,
-                f"{source_type}/{source_id}/release-expired",
+                f"{source_type}/{source_id}/{code}-expired",
                 now,
             )
         )

@@ -190,6 +190,8 @@ def transfer_view(t: Any, precision: int, system_accounts: set[int]) -> dict[str
     """A transfer as the member sees it: positive into the wallet (the member's, or its pooled
     account's), negative out. The other side of a member's transfer is a system account."""
     direction = -1 if t.credit_account_id in system_accounts else 1
+    if t.debit_account_id in system_accounts and t.credit_account_id in system_accounts:
+        direction = 0  # between system accounts (held points being spent): balance unchanged
     if t.phase == "void":
         direction = -direction
     return {

@@ -6,6 +6,7 @@ an API call is a batch of one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -220,9 +221,11 @@ def member_context(
     stats: dict[str, Any] | None = None,
     held: Held = NO_TIER,
     membership: ActiveMembership | None = None,
+    extra_perks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The member as CEL sees it; ``stats`` (a batch's running totals) override the row.
-    ``held`` is its tier, ``membership`` its paid plan (perks are the union of both)."""
+    ``held`` is its tier, ``membership`` its paid plan, ``extra_perks`` what access rewards
+    give (perks are the union of all three)."""
     if member is None:
         return {
             "id": "", "email": "", "name": "", "phone": "", "locale": "", "tags": [],
@@ -241,7 +244,7 @@ def member_context(
         "tags": list(member.tags or []),
         "attributes": dict(member.attributes or {}),
         "tier": held.key or "",
-        "perks": _perks(held, membership),
+        "perks": _perks(held, membership, extra_perks),
         "plan": membership.plan if membership else "",
         "account_id": member.account_id or "",
         "account_role": member.account_role or "",
@@ -318,8 +321,13 @@ def conditions_context(
         at=now,
         floor=plan_floor(holder_, membership),
     )
+    perks = reward_perks(
+        session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
+    ).get(member.member_id, ())
     return {
-        "member": member_context(member, exponent, held=held, membership=membership),
+        "member": member_context(
+            member, exponent, held=held, membership=membership, extra_perks=perks
+        ),
         "account": b2b.account_context(holder_.account),
     }
 
@@ -351,12 +359,29 @@ def plan_floor(holder_: Holder, membership: ActiveMembership | None) -> str | No
     return membership.tier_floor
 
 
-def _perks(held: Held, membership: ActiveMembership | None) -> list[str]:
+def _perks(held: Held, membership: ActiveMembership | None, extra: Sequence[str] = ()) -> list[str]:
     perks = list(held.perks)
-    for perk in membership.perks if membership else ():
+    for perk in [*(membership.perks if membership else ()), *extra]:
         if perk not in perks:
             perks.append(perk)
     return perks
+
+
+def reward_perks(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    member_ids: list[str],
+    now: datetime,
+) -> dict[str, list[str]]:
+    """Perks members hold from redeemed ``access`` rewards (none without such rewards)."""
+    if not member_ids or not any(r.type == "access" for r in program.program.rewards):
+        return {}
+    # imported here: redemptions book through this module (member locks)
+    from allegiance.redemption import repository as redemptions
+
+    return redemptions.active_perks(session, tenant_id, member_ids, now)
 
 
 def stand_in_member(*, tenant_id: str, member_id: str, now: datetime) -> Member:
@@ -405,12 +430,13 @@ def _evaluate(
     held: Held = NO_TIER,
     holder_: Holder | None = None,
     membership: ActiveMembership | None = None,
+    extra_perks: Sequence[str] = (),
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     exponent = currency_exponent(program.currency)
     context = dict(prepared.context)
-    context["member"] = member_context(member, exponent, stats, held, membership)
+    context["member"] = member_context(member, exponent, stats, held, membership, extra_perks)
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
     return evaluate(
@@ -518,6 +544,9 @@ def book_orders(
     plans = memberships(
         session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
     )
+    perks = reward_perks(
+        session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
+    )
     book = tier_book(
         session,
         tenant_id=tenant_id,
@@ -541,7 +570,17 @@ def book_orders(
         membership = plans.get(member.member_id) if member is not None else None
         booking = Booking(
             order=o,
-            evaluation=_evaluate(program, o, member, usage, running, held, holder_, membership),
+            evaluation=_evaluate(
+                program,
+                o,
+                member,
+                usage,
+                running,
+                held,
+                holder_,
+                membership,
+                perks.get(member.member_id, ()) if member is not None else (),
+            ),
             owner=owner,
         )
         if book is not None and owner is not None:

@@ -202,6 +202,7 @@ RewardType = Literal[
     "physical",
     "experience",
     "access",
+    "cashback",
     "custom",
 ]
 
@@ -213,9 +214,20 @@ class Reward(Strict):
     name: str | None = None
     description: str | None = Field(default=None, max_length=2000)
     type: RewardType = "custom"
-    cost: Positive  # points of ``wallet`` per unit
+    # points of ``wallet`` per unit; for ``cashback`` the step in points (default 1)
+    cost: Positive | None = None
     wallet: Key | None = None
-    value: NonNegative | None = None  # money value shown to the member (e.g. 10 off)
+    # money: the discount (discount_fixed), the credit (store_credit), the balance (gift_card);
+    # a percent for discount_percent
+    value: NonNegative | None = None
+    max_amount: Positive | None = None  # discount_percent: the most it takes off
+    sku: str | None = Field(default=None, min_length=1, max_length=255)  # free_product
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1  # free_product: units given
+    credit_wallet: Key | None = None  # store_credit: the credit wallet it fills
+    point_value: Positive | None = None  # cashback: money per point (default: the wallet's)
+    perk: str | None = Field(default=None, min_length=1, max_length=100)  # access
+    days: Annotated[int, Field(ge=1, le=3650)] | None = None  # access: how long
+    shipping: bool | None = None  # physical: a shipping address is required (default true)
     eligible: str | None = None  # CEL over member, account, now
     starts_at: datetime | None = None
     ends_at: datetime | None = None
@@ -224,10 +236,29 @@ class Reward(Strict):
     enabled: bool = True
 
     @model_validator(mode="after")
-    def _window(self) -> Reward:
+    def _shape(self) -> Reward:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
+        needs: dict[str, tuple[str, ...]] = {
+            "discount_fixed": ("value",),
+            "discount_percent": ("value",),
+            "free_product": ("sku",),
+            "store_credit": ("value",),
+            "gift_card": ("value",),
+            "access": ("perk", "days"),
+        }
+        missing = [k for k in needs.get(self.type, ()) if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.type} reward needs {' and '.join(missing)}")
+        if self.cost is None and self.type != "cashback":
+            raise ValueError("a reward needs a cost in points")
+        if self.type == "discount_percent" and self.value is not None and self.value > 100:
+            raise ValueError("a discount_percent value is a percent (0-100)")
         return self
+
+    @property
+    def unit_cost(self) -> Decimal:
+        return self.cost if self.cost is not None else Decimal(1)
 
 
 class PriceBreak(Strict):

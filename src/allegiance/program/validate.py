@@ -169,25 +169,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                         "msg": "the rules of a campaign with a budget must credit one wallet",
                     }
                 )
-    seen = set()
-    for index, reward in enumerate(program.rewards):
-        loc = ["rewards", index]
-        if reward.key in seen:
-            errors.append({"loc": [*loc, "key"], "msg": f"duplicate reward key {reward.key!r}"})
-        seen.add(reward.key)
-        if reward.wallet and reward.wallet not in program.wallets:
-            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
-        reward_wallet = program.wallets.get(reward.wallet or program.default_wallet)
-        if reward_wallet is not None and decimal_places(reward.cost) > reward_wallet.precision:
-            places = reward_wallet.precision
-            errors.append(
-                {
-                    "loc": [*loc, "cost"],
-                    "msg": f"has more than {places} decimal places (the wallet's precision)",
-                }
-            )
-        if reward.eligible is not None:
-            _check(errors, [*loc, "eligible"], reward.eligible, sample, MEMBER_ROOTS)
+    _check_rewards(errors, program, sample)
     if program.tiers:
         keys = [level.key for level in program.tiers.levels]
         if len(set(keys)) != len(keys):
@@ -275,6 +257,66 @@ def _check_plans(program: Program, errors: list[dict[str, Any]]) -> None:
             errors.append(
                 {"loc": [*loc, "tier"], "msg": f"unknown tier {plan.tier!r}; tier levels: {known}"}
             )
+
+
+def _check_rewards(errors: list[dict[str, Any]], program: Program, sample: dict[str, Any]) -> None:
+    """Keys, wallets, money within the currency, type-specific references, ``eligible``."""
+    exponent = currency_exponent(program.currency)
+    seen: set[str] = set()
+    for index, reward in enumerate(program.rewards):
+        loc: list[str | int] = ["rewards", index]
+        if reward.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate reward key {reward.key!r}"})
+        seen.add(reward.key)
+        if reward.wallet and reward.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
+            continue
+        wallet = program.wallets[reward.wallet or program.default_wallet]
+        if reward.cost is not None and decimal_places(reward.cost) > wallet.precision:
+            errors.append(
+                {
+                    "loc": [*loc, "cost"],
+                    "msg": f"has more than {wallet.precision} decimal places (the wallet's "
+                    "precision)",
+                }
+            )
+        money_fields = ["max_amount"]
+        if reward.type not in ("discount_percent",):
+            money_fields.append("value")
+        for name in money_fields:
+            amount = getattr(reward, name)
+            if amount is not None and decimal_places(amount) > exponent:
+                errors.append(
+                    {
+                        "loc": [*loc, name],
+                        "msg": f"has more than {exponent} decimal places for {program.currency}",
+                    }
+                )
+        if reward.type == "store_credit":
+            target = reward.credit_wallet or _first_credit_wallet(program)
+            if target is None or target not in program.wallets:
+                errors.append(
+                    {
+                        "loc": [*loc, "credit_wallet"],
+                        "msg": "a store_credit reward needs a wallet of kind credit",
+                    }
+                )
+            elif program.wallets[target].kind != "credit":
+                errors.append({"loc": [*loc, "credit_wallet"], "msg": "not a credit wallet"})
+        if reward.type == "cashback" and (reward.point_value or wallet.point_value) is None:
+            errors.append(
+                {
+                    "loc": [*loc, "point_value"],
+                    "msg": "a cashback reward needs a point_value (money per point) on the "
+                    "reward or its wallet",
+                }
+            )
+        if reward.eligible is not None:
+            _check(errors, [*loc, "eligible"], reward.eligible, sample, MEMBER_ROOTS)
+
+
+def _first_credit_wallet(program: Program) -> str | None:
+    return next((k for k, w in program.wallets.items() if w.kind == "credit"), None)
 
 
 def _check(

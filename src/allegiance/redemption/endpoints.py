@@ -13,7 +13,7 @@ from allegiance.kit.endpoint import body_digest, client_id, idempotency_kind, id
 from allegiance.kit.http import json_response
 from allegiance.program.service import require_program
 from allegiance.redemption import service
-from allegiance.redemption.schemas import Decision, RedemptionCreate
+from allegiance.redemption.schemas import Decision, FulfilmentUpdate, RedemptionCreate
 
 router = APIRouter(tags=["redemptions"])
 
@@ -79,6 +79,38 @@ def reject(
     redemption_id: str, body: Decision, caller: Caller = Depends(require("storefront"))
 ) -> Response:
     return _decide(redemption_id, body, caller, approve=False)
+
+
+@router.patch("/v1/redemptions/{redemption_id}")
+def patch_redemption(
+    redemption_id: str, body: FulfilmentUpdate, caller: Caller = Depends(require("admin"))
+) -> Response:
+    with write_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id)
+        result = service.update_fulfilment(
+            session,
+            tenant_id=caller.tenant_id,
+            program=program,
+            redemption_id=redemption_id,
+            update=body,
+            now=caller.now,
+        )
+    return json_response(result)
+
+
+@router.get("/v1/members/{member_id}/rewards")
+def member_rewards(member_id: str, caller: Caller = Depends(require("storefront"))) -> Response:
+    with read_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id)
+        return json_response(
+            service.member_rewards(
+                session,
+                tenant_id=caller.tenant_id,
+                program=program,
+                member_id=member_id,
+                now=caller.now,
+            )
+        )
 
 
 @router.get("/v1/accounts/{account_id}/redemptions")

@@ -35,6 +35,16 @@ class Redemption(Base):
     decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     decision_note: Mapped[str | None] = mapped_column(String(500), nullable=True)
     partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # redeemed at
+    # what was issued: {"coupon": {...}, "credit": {...}, "value": "40.00", ...}
+    issued: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # physical and experience rewards: pending | shipped | delivered | cancelled
+    fulfilment: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    shipping_address: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    tracking: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # access rewards: the perk the member holds until perk_until
+    perk: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    perk_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -47,3 +57,4 @@ Index(
 )
 Index("ix_redemptions_account", Redemption.tenant_id, Redemption.account_id, Redemption.status)
 Index("ix_redemptions_member", Redemption.tenant_id, Redemption.member_id)
+Index("ix_redemptions_perks", Redemption.tenant_id, Redemption.member_id, Redemption.perk_until)

@@ -61,3 +61,26 @@ def timed_out(session: Session, tenant_id: str, now: datetime, limit: int) -> li
         .limit(limit)
     )
     return list(session.execute(stmt).scalars())
+
+
+def active_perks(
+    session: Session, tenant_id: str, member_ids: list[str], now: datetime
+) -> dict[str, list[str]]:
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(Redemption.member_id, Redemption.perk)
+        .where(
+            Redemption.tenant_id == tenant_id,
+            Redemption.member_id.in_(sorted(set(member_ids))),
+            Redemption.perk_until > now,
+            Redemption.status == "completed",
+        )
+        .order_by(Redemption.member_id, Redemption.perk)
+    )
+    found: dict[str, list[str]] = {}
+    for member_id, perk in rows:
+        perks = found.setdefault(member_id, [])
+        if perk and perk not in perks:
+            perks.append(perk)
+    return found

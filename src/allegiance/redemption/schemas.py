@@ -1,8 +1,22 @@
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class ShippingAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    region: str | None = Field(default=None, max_length=100)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    phone: str | None = Field(default=None, max_length=50)
 
 
 class RedemptionCreate(BaseModel):
@@ -12,6 +26,17 @@ class RedemptionCreate(BaseModel):
     id: str = Field(default="", max_length=255)
     reward: str = Field(min_length=1, max_length=64)
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    # cashback (pay with points): how many points to turn into money
+    points: Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=20)] | None = None
+    shipping_address: ShippingAddress | None = None  # physical rewards
+
+
+class FulfilmentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fulfilment: Literal["shipped", "delivered", "cancelled"]
+    tracking: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=500)
 
 
 class Decision(BaseModel):

@@ -24,18 +24,17 @@ from allegiance.earning import service as earning
 from allegiance.earning.engine import UsageBook
 from allegiance.errors import Conflict, Forbidden, NotFound, invalid
 from allegiance.kit.clock import as_utc, period_key
-from allegiance.kit.expression import Scope
-from allegiance.kit.money import currency_exponent, number, to_minor
+from allegiance.kit.expression import Scope, compile_expression
+from allegiance.kit.money import currency_exponent, decimal_places, money_str, number, to_minor
 from allegiance.ledger import service as ledger
 from allegiance.member import repository as members
 from allegiance.order import service as orders
 from allegiance.outbox import service as outbox
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import Reward
-from allegiance.redemption import repository
+from allegiance.redemption import issue, repository
 from allegiance.redemption.models import Redemption
-from allegiance.redemption.schemas import RedemptionCreate
-from allegiance.tier import service as tiers
+from allegiance.redemption.schemas import FulfilmentUpdate, RedemptionCreate
 
 
 def find_reward(program: CompiledProgram, key: str) -> Reward:
@@ -76,16 +75,14 @@ def redeem(
     now: datetime,
     partner: str | None = None,
 ) -> dict[str, Any]:
-    """Spend points on a reward, or hold them for an account admin's approval. ``partner``:
-    redeemed at that coalition partner (stamped on the spend for its settlement)."""
+    """Spend points on a reward: hold them, issue the reward, then spend the held points
+    (two-phase; a failure in between rolls the whole request back). A buyer's redemption
+    above its pooled account's threshold stops after the hold until an admin decides.
+    ``partner``: redeemed at that coalition partner (stamped on the spend for settlement)."""
     reward = find_reward(program, body.reward)
     if members.get(session, tenant_id, member_id) is None:
         raise NotFound(f"member {member_id!r} not found", code="member_not_found")
-    if (
-        not reward.enabled
-        or (reward.starts_at and now < as_utc(reward.starts_at))
-        or (reward.ends_at and now >= as_utc(reward.ends_at))
-    ):
+    if not _available(reward, now):
         raise Conflict(f"reward {reward.key!r} is not available now", code="reward_unavailable")
     member = orders.lock_members(
         session, tenant_id=tenant_id, program=program, member_ids=[member_id], now=now
@@ -93,33 +90,30 @@ def redeem(
     holder = orders.lock_holders(
         session, tenant_id=tenant_id, program=program, members_=[member], now=now
     )[member_id]
-    exponent = currency_exponent(program.currency)
-    if reward.eligible is not None:
-        from allegiance.kit.expression import compile_expression
-
-        held = tiers.current(
-            session, tenant_id=tenant_id, program=program, owner=holder.owner, at=now
+    if not _eligible(session, tenant_id, program, reward, member, now):
+        raise Forbidden(
+            f"member {member_id!r} is not eligible for reward {reward.key!r}", code="not_eligible"
         )
-        context = {
-            "member": orders.member_context(member, exponent, held=held),
-            "account": b2b.account_context(holder.account),
-            "now": now,
-        }
-        if not Scope(context).test(compile_expression(reward.eligible)):
-            raise Forbidden(
-                f"member {member_id!r} is not eligible for reward {reward.key!r}",
-                code="not_eligible",
-            )
     wallet_key = reward.wallet or program.program.default_wallet
     wallet = program.program.wallets[wallet_key]
-    points_minor = to_minor(reward.cost * Decimal(body.quantity), wallet.precision)
+    quantity = body.quantity
+    if reward.type == "cashback":
+        points = _cashback_points(reward, body, wallet.precision)
+        quantity = 1
+    else:
+        if body.points is not None:
+            raise invalid(["body", "points"], "only cashback rewards take points")
+        points = reward.unit_cost * Decimal(quantity)
+    if reward.type == "physical" and reward.shipping is not False and not body.shipping_address:
+        raise invalid(["body", "shipping_address"], "a physical reward needs a shipping address")
+    points_minor = to_minor(points, wallet.precision)
     usage = earning.load_usage(
         session,
         tenant_id=tenant_id,
         keys=_usage_keys(program, reward, member_id, now),
         lock=True,
     )
-    _check_limits(program, reward, usage, member_id, now, body.quantity)
+    _check_limits(program, reward, usage, member_id, now, quantity)
     account = holder.account
     needs_approval = (
         holder.pooled
@@ -127,6 +121,22 @@ def redeem(
         and member.account_role != "admin"
         and account.approval_threshold_minor is not None
         and points_minor > account.approval_threshold_minor
+    )
+    # a redemption that waits for approval holds its points; one that completes now spends
+    # them, in the same transaction that issues the reward (a failure rolls both back)
+    move = ledger.hold if needs_approval else ledger.spend
+    hold = move(
+        session,
+        tenant_id=tenant_id,
+        wallet=wallet_key,
+        owner_type=holder.owner_type,
+        owner_id=holder.owner_id,
+        member_id=member_id,
+        amount_minor=points_minor,
+        source_type="redemption",
+        source_id=body.id,
+        now=now,
+        **({} if needs_approval else {"reason": f"reward {reward.key}", "partner": partner}),
     )
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -137,64 +147,114 @@ def redeem(
         "account_id": account.account_id if account is not None else None,
         "reward": reward.key,
         "reward_type": reward.type,
-        "quantity": body.quantity,
+        "quantity": quantity,
         "wallet": wallet_key,
         "points_minor": points_minor,
-        "status": "completed",
-        "held_lots": [],
-        "ledger_account_id": None,
+        "status": "awaiting_approval" if needs_approval else "completed",
+        "held_lots": [[lot_id, amount] for lot_id, amount in hold.lots],
+        "ledger_account_id": hold.account_id,
         "approval_expires_at": None,
         "decided_at": None,
         "decided_by": None,
         "decision_note": None,
         "partner": partner,
+        "issued": {},
+        "fulfilment": None,
+        "shipping_address": body.shipping_address.model_dump(exclude_none=True)
+        if body.shipping_address
+        else None,
+        "tracking": None,
+        "perk": None,
+        "perk_until": None,
+        "cancelled_at": None,
         "created_at": now,
         "updated_at": now,
     }
     if needs_approval:
         assert account is not None
-        hold = ledger.hold(
-            session,
-            tenant_id=tenant_id,
-            wallet=wallet_key,
-            owner_type=holder.owner_type,
-            owner_id=holder.owner_id,
-            member_id=member_id,
-            amount_minor=points_minor,
-            source_type="redemption",
-            source_id=body.id,
-            now=now,
-        )
-        row.update(
-            status="awaiting_approval",
-            held_lots=[[lot_id, amount] for lot_id, amount in hold.lots],
-            ledger_account_id=hold.account_id,
-            approval_expires_at=now + timedelta(hours=account.approval_timeout_hours),
-        )
-    else:
-        row["ledger_account_id"] = ledger.debit(
-            session,
-            tenant_id=tenant_id,
-            member_id=member_id,
-            wallet=wallet_key,
-            amount_minor=points_minor,
-            code="spend",
-            source_type="redemption",
-            source_id=body.id,
-            idem_key=f"redemption/{body.id}/spend",
-            now=now,
-            reason=f"reward {reward.key}",
-            owner_type=holder.owner_type,
-            owner_id=holder.owner_id,
-            partner=partner,
-        )
-    _count(usage, program, reward, member_id, now, body.quantity, points_minor)
+        row["approval_expires_at"] = now + timedelta(hours=account.approval_timeout_hours)
+    _count(usage, program, reward, member_id, now, quantity, points_minor)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
     repository.insert_redemption(session, row)
     redemption = repository.get(session, tenant_id, body.id)
     assert redemption is not None
+    if not needs_approval:
+        _issue(session, tenant_id, program, reward, redemption, now)
     _emit(session, tenant_id, program, redemption, now)
     return view(session, tenant_id=tenant_id, program=program, redemption=redemption, holder=holder)
+
+
+def _available(reward: Reward, now: datetime) -> bool:
+    if not reward.enabled:
+        return False
+    if reward.starts_at and now < as_utc(reward.starts_at):
+        return False
+    return not (reward.ends_at and now >= as_utc(reward.ends_at))
+
+
+def _eligible(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    reward: Reward,
+    member: Any,
+    now: datetime,
+    context: dict[str, Any] | None = None,
+) -> bool:
+    if reward.eligible is None:
+        return True
+    if context is None:
+        context = _conditions(session, tenant_id, program, member, now)
+    return Scope(context).test(compile_expression(reward.eligible))
+
+
+def _conditions(
+    session: Session, tenant_id: str, program: CompiledProgram, member: Any, now: datetime
+) -> dict[str, Any]:
+    context = orders.conditions_context(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        member=member,
+        exponent=currency_exponent(program.currency),
+        now=now,
+    )
+    context["now"] = now
+    return context
+
+
+def _cashback_points(reward: Reward, body: RedemptionCreate, precision: int) -> Decimal:
+    if body.points is None:
+        raise invalid(["body", "points"], "say how many points to turn into money")
+    if decimal_places(body.points) > precision:
+        raise invalid(["body", "points"], f"has more than {precision} decimal places")
+    step = reward.unit_cost
+    if body.points % step != 0:
+        raise invalid(["body", "points"], f"must be a multiple of {step}")
+    return body.points
+
+
+def _issue(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    reward: Reward,
+    redemption: Redemption,
+    now: datetime,
+) -> None:
+    """Give the member the reward (the points are spent, or held and about to be)."""
+    redemption.issued = issue.issue(
+        session, tenant_id=tenant_id, program=program, reward=reward, redemption=redemption,
+        now=now,
+    )  # fmt: skip
+    if reward.type in ("physical", "experience"):
+        redemption.fulfilment = "pending"
+    if reward.type == "access":
+        assert reward.days is not None
+        redemption.perk = reward.perk
+        redemption.perk_until = now + timedelta(days=reward.days)
+    redemption.updated_at = now
+    session.flush()
 
 
 def _check_limits(
@@ -257,13 +317,13 @@ def decide(
                 code="not_account_admin",
             )
     # the same lock order as a booking: member, then account, then the redemption
-    member = orders.lock_members(
+    orders.lock_members(
         session,
         tenant_id=tenant_id,
         program=program,
         member_ids=[redemption.member_id],
         now=now,
-    )[redemption.member_id]
+    )
     if redemption.account_id:
         accounts_repo.accounts_by_id(session, tenant_id, [redemption.account_id], lock=True)
     redemption = repository.get(session, tenant_id, redemption_id, lock=True)
@@ -284,6 +344,14 @@ def decide(
             code="approval_expired",
         )
     if approve:
+        reward = next((r for r in program.program.rewards if r.key == redemption.reward), None)
+        if reward is None:
+            raise Conflict(
+                f"reward {redemption.reward!r} is no longer in the program; reject instead",
+                code="reward_unavailable",
+            )
+        redemption.status = "completed"
+        _issue(session, tenant_id, program, reward, redemption, now)
         ledger.post_hold(
             session,
             tenant_id=tenant_id,
@@ -295,7 +363,6 @@ def decide(
             now=now,
             partner=redemption.partner,
         )
-        redemption.status = "completed"
     else:
         _release(session, tenant_id, program, redemption, now)
         redemption.status = "rejected"
@@ -305,7 +372,6 @@ def decide(
     redemption.updated_at = now
     session.flush()
     _emit(session, tenant_id, program, redemption, now)
-    del member
     return view(session, tenant_id=tenant_id, program=program, redemption=redemption)
 
 
@@ -328,9 +394,15 @@ def _release(
         source_id=redemption.redemption_id,
         now=now,
     )
+    _give_back_usage(session, tenant_id, program, redemption)
+
+
+def _give_back_usage(
+    session: Session, tenant_id: str, program: CompiledProgram, redemption: Redemption
+) -> None:
+    """Free the stock and the limits a redemption took (rejected, expired or cancelled)."""
     reward = next((r for r in program.program.rewards if r.key == redemption.reward), None)
     if reward is not None:
-        # free the stock and the limits the waiting redemption took
         usage = UsageBook()
         _count(
             usage, program, reward, redemption.member_id, redemption.created_at,
@@ -430,7 +502,15 @@ def view(
             "decided_by": r.decided_by,
             "note": r.decision_note,
         },
-        "coupon": None,
+        "coupon": (r.issued or {}).get("coupon"),
+        "issued": r.issued or {},
+        "fulfilment": r.fulfilment,
+        "tracking": r.tracking,
+        "shipping_address": r.shipping_address,
+        "perk": None
+        if r.perk is None
+        else {"perk": r.perk, "until": r.perk_until.isoformat() if r.perk_until else None},
+        "cancelled_at": r.cancelled_at.isoformat() if r.cancelled_at else None,
         "partner": r.partner,
         "created_at": r.created_at.isoformat(),
         "balances": orders.balances(
@@ -469,3 +549,213 @@ def account_redemptions(
         "data": [view(session, tenant_id=tenant_id, program=program, redemption=r) for r in rows],
         "next_cursor": None,
     }
+
+
+# ---- fulfilment and cancellation ---------------------------------------------------------
+
+_NEXT = {
+    "pending": {"shipped", "delivered", "cancelled"},
+    "shipped": {"delivered", "cancelled"},
+    "delivered": set(),
+    "cancelled": set(),
+}
+
+
+def update_fulfilment(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    redemption_id: str,
+    update: FulfilmentUpdate,
+    now: datetime,
+) -> dict[str, Any]:
+    """Move a redemption's fulfilment (pending → shipped → delivered), or cancel it: the
+    points go back to the lots they came from and what it gave is taken back. Asking for the
+    state it is already in answers it again (retries are safe)."""
+    found = repository.get(session, tenant_id, redemption_id)
+    if found is None:
+        raise NotFound(f"redemption {redemption_id!r} not found", code="redemption_not_found")
+    orders.lock_members(
+        session, tenant_id=tenant_id, program=program, member_ids=[found.member_id], now=now
+    )
+    if found.account_id:
+        accounts_repo.accounts_by_id(session, tenant_id, [found.account_id], lock=True)
+    redemption = repository.get(session, tenant_id, redemption_id, lock=True)
+    assert redemption is not None
+    current = redemption.fulfilment or ("cancelled" if redemption.cancelled_at else None)
+    if redemption.status != "completed" and redemption.cancelled_at is None:
+        raise Conflict(
+            f"redemption {redemption_id!r} is {redemption.status}", code="redemption_not_completed"
+        )
+    if current == update.fulfilment:
+        return view(session, tenant_id=tenant_id, program=program, redemption=redemption)
+    if update.fulfilment != "cancelled" and current is None:
+        raise Conflict(
+            f"a {redemption.reward_type} reward has no shipping to track",
+            code="not_fulfilled",
+        )
+    if current is not None and update.fulfilment not in _NEXT[current]:
+        raise Conflict(
+            f"redemption {redemption_id!r} is {current}; it cannot become {update.fulfilment}",
+            code="invalid_fulfilment",
+        )
+    if update.fulfilment == "cancelled":
+        _cancel(session, tenant_id, program, redemption, now)
+    redemption.fulfilment = update.fulfilment if current is not None else None
+    if update.tracking is not None:
+        redemption.tracking = update.tracking
+    if update.note is not None:
+        redemption.decision_note = update.note
+    redemption.updated_at = now
+    session.flush()
+    return view(session, tenant_id=tenant_id, program=program, redemption=redemption)
+
+
+def _cancel(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    redemption: Redemption,
+    now: datetime,
+) -> None:
+    issue.revoke(session, tenant_id=tenant_id, program=program, redemption=redemption, now=now)
+    assert redemption.ledger_account_id is not None
+    ledger.release_hold(
+        session,
+        tenant_id=tenant_id,
+        wallet=redemption.wallet,
+        account_id=redemption.ledger_account_id,
+        member_id=redemption.member_id,
+        lots=[(int(lot_id), int(amount)) for lot_id, amount in redemption.held_lots],
+        source_type="redemption",
+        source_id=redemption.redemption_id,
+        now=now,
+        from_account="redeemed",
+        code="return",
+        partner=redemption.partner,
+    )
+    _give_back_usage(session, tenant_id, program, redemption)
+    redemption.status = "cancelled"
+    redemption.cancelled_at = now
+    redemption.perk_until = min(redemption.perk_until, now) if redemption.perk_until else None
+    outbox.emit(
+        session,
+        tenant_id=tenant_id,
+        type_="redemption.cancelled",
+        data={
+            "redemption_id": redemption.redemption_id,
+            "member_id": redemption.member_id,
+            "reward": redemption.reward,
+        },
+        now=now,
+    )
+
+
+# ---- the catalog as a member sees it -------------------------------------------------------
+
+
+def member_rewards(
+    session: Session, *, tenant_id: str, program: CompiledProgram, member_id: str, now: datetime
+) -> dict[str, Any]:
+    """Every enabled reward with whether this member may redeem it now, can afford it, and
+    how much of its stock and limits is left (``GET /v1/members/{id}/rewards``)."""
+    member = members.get(session, tenant_id, member_id)
+    if member is None:
+        raise NotFound(f"member {member_id!r} not found", code="member_not_found")
+    return {"data": catalog(session, tenant_id=tenant_id, program=program, member=member, now=now)}
+
+
+def catalog(
+    session: Session, *, tenant_id: str, program: CompiledProgram, member: Any, now: datetime
+) -> list[dict[str, Any]]:
+    rewards = [r for r in program.program.rewards if r.enabled]
+    if not rewards:
+        return []
+    context = _conditions(session, tenant_id, program, member, now)
+    holder = b2b.holder_of(session, tenant_id=tenant_id, member=member)
+    balances = ledger.account_balances(session, tenant_id, holder.owner_id, holder.owner_type)
+    keys = [k for r in rewards for k in _usage_keys(program, r, member.member_id, now)]
+    usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=False)
+    result: list[dict[str, Any]] = []
+    for reward in rewards:
+        wallet_key = reward.wallet or program.program.default_wallet
+        wallet = program.program.wallets[wallet_key]
+        balance = balances.get(wallet_key, (0, 0))[0]
+        cost_minor = to_minor(reward.unit_cost, wallet.precision)
+        scope = f"reward:{reward.key}"
+        used_total, _ = usage.get(scope, "", "all")
+        reasons: list[str] = []
+        available = _available(reward, now)
+        if not available:
+            reasons.append("reward_unavailable")
+        eligible = _eligible(session, tenant_id, program, reward, member, now, context)
+        if not eligible:
+            reasons.append("not_eligible")
+        stock_left = None if reward.stock is None else max(reward.stock - used_total, 0)
+        if stock_left == 0:
+            reasons.append("out_of_stock")
+        limits: dict[str, Any] = {}
+        if reward.limit is not None:
+            if reward.limit.per_member is not None:
+                period = period_key(reward.limit.period, now, program.tz)
+                used, _ = usage.get(scope, member.member_id, period)
+                left = max(reward.limit.per_member - used, 0)
+                limits["per_member"] = {
+                    "limit": reward.limit.per_member,
+                    "period": reward.limit.period,
+                    "used": used,
+                    "remaining": left,
+                }
+                if left == 0:
+                    reasons.append("limit_exceeded")
+            if reward.limit.total is not None:
+                left = max(reward.limit.total - used_total, 0)
+                limits["total"] = {"limit": reward.limit.total, "remaining": left}
+                if left == 0 and "limit_exceeded" not in reasons:
+                    reasons.append("limit_exceeded")
+        affordable = balance >= cost_minor
+        if not affordable:
+            reasons.append("insufficient_points")
+        entry: dict[str, Any] = {
+            "key": reward.key,
+            "name": reward.name or reward.key,
+            "description": reward.description,
+            "type": reward.type,
+            "wallet": wallet_key,
+            "cost": number(cost_minor, wallet.precision),
+            "value": None if reward.value is None else str(reward.value),
+            "eligible": eligible and available,
+            "affordable": affordable,
+            "redeemable": not reasons,
+            "reasons": reasons,
+            "stock_left": stock_left,
+            "limits": limits,
+            "max_quantity": _max_quantity(balance, cost_minor, stock_left, limits),
+        }
+        if reward.type == "cashback":
+            entry["max_points"] = number(balance - balance % cost_minor, wallet.precision)
+            entry["max_value"] = money_str(
+                issue.cashback_value(program, reward, balance - balance % cost_minor),
+                currency_exponent(program.currency),
+            )
+        result.append(entry)
+    return result
+
+
+def _max_quantity(
+    balance: int, cost_minor: int, stock_left: int | None, limits: dict[str, Any]
+) -> int:
+    most = balance // cost_minor if cost_minor > 0 else 0
+    if stock_left is not None:
+        most = min(most, stock_left)
+    for limit in limits.values():
+        most = min(most, limit["remaining"])
+    return max(min(most, 1000), 0)
+
+
+def active_perks(
+    session: Session, *, tenant_id: str, member_ids: list[str], now: datetime
+) -> dict[str, list[str]]:
+    """Perks members hold from ``access`` rewards, per member."""
+    return repository.active_perks(session, tenant_id, member_ids, now)

@@ -479,6 +479,21 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(length=255), nullable=True),
         sa.Column("decision_note", sa.String(length=500), nullable=True),
         sa.Column("partner", sa.String(length=64), nullable=True),
+        sa.Column(
+            "issued",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("fulfilment", sa.String(length=20), nullable=True),
+        sa.Column(
+            "shipping_address",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("tracking", sa.String(length=200), nullable=True),
+        sa.Column("perk", sa.String(length=100), nullable=True),
+        sa.Column("perk_until", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "redemption_id"),
@@ -489,6 +504,9 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_redemptions_member", ["tenant_id", "member_id"], unique=False)
         batch_op.create_index(
+            "ix_redemptions_perks", ["tenant_id", "member_id", "perk_until"], unique=False
+        )
+        batch_op.create_index(
             "ix_redemptions_waiting", ["tenant_id", "status", "approval_expires_at"], unique=False
         )
 
@@ -496,6 +514,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.drop_index("ix_redemptions_waiting")
+        batch_op.drop_index("ix_redemptions_perks")
         batch_op.drop_index("ix_redemptions_member")
         batch_op.drop_index("ix_redemptions_account")
 
