@@ -99,6 +99,9 @@ class Api:
     def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
         return self.request("PUT", path, json=json, **kw)
 
+    def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("PATCH", path, json=json, **kw)
+
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("DELETE", path, **kw)
 
