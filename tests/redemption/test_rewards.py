@@ -224,3 +224,20 @@ def test_parallel_redemptions_never_exceed_stock(live_server: str) -> None:
     assert {r.json()["code"] for r in responses if r.status_code != 201} == {"out_of_stock"}
     assert ledger_ok(tenant_id) == []
     client.close()
+
+
+def test_evaluate_lists_the_rewards_the_member_can_redeem(shop: Api) -> None:
+    seed(shop, "m1", 10)
+    cart = {"member_id": "m1", "items": [{"sku": "a", "amount": "5"}]}
+    keys = [r["key"] for r in shop.post("/v1/evaluate", json=cart).json()["rewards"]]
+    assert keys == [
+        "ten",
+        "scarce",
+        "pay-with-points",
+        "credit-5",
+        "tote",
+        "masterclass",
+        "preview",
+    ]
+    anonymous = shop.post("/v1/evaluate", json={"items": cart["items"]}).json()
+    assert anonymous["rewards"] == []

@@ -881,6 +881,7 @@ def evaluate_cart(
         keys=usage_keys(program, rules, member_key, cart.placed_at),
         lock=False,
     )
+    known = member is not None
     if member is None:
         member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
     holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
@@ -951,7 +952,24 @@ def evaluate_cart(
         "discounts": [],
         "free_items": [],
         **prices,
+        "rewards": _affordable(session, tenant_id, program, member, now) if known else [],
     }
+
+
+def _affordable(
+    session: Session, tenant_id: str, program: CompiledProgram, member: Member, now: datetime
+) -> list[dict[str, Any]]:
+    """The rewards the member could redeem now (the catalog entries that are redeemable)."""
+    if not program.program.rewards:
+        return []
+    # imported here: redemptions book through this module (member locks)
+    from allegiance.redemption.service import catalog
+
+    return [
+        r
+        for r in catalog(session, tenant_id=tenant_id, program=program, member=member, now=now)
+        if r["redeemable"]
+    ]
 
 
 # ---- refunds and cancellations -------------------------------------------------------------
