@@ -241,3 +241,12 @@ def test_evaluate_lists_the_rewards_the_member_can_redeem(shop: Api) -> None:
     ]
     anonymous = shop.post("/v1/evaluate", json={"items": cart["items"]}).json()
     assert anonymous["rewards"] == []
+
+
+def test_shipping_address_is_exported_and_erased(shop: Api) -> None:
+    seed(shop, "m1", 10)
+    redeem(shop, "m1", "t1", "tote", shipping_address=ADDRESS)
+    exported = shop.get("/v1/members/m1/export").json()
+    assert exported["redemptions"][0]["shipping_address"]["line1"] == "1 Main St"
+    assert shop.delete("/v1/members/m1").status_code == 204
+    assert shop.get("/v1/redemptions/t1").json()["shipping_address"] is None

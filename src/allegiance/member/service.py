@@ -153,6 +153,10 @@ def erase_member(session: Session, *, tenant_id: str, member_id: str, now: datet
     if member is None:
         raise NotFound(f"member {member_id!r} not found", code="member_not_found")
     repository.erase(session, tenant_id, member_id, now)
+    # imported here: redemptions use this module's callers (member locks)
+    from allegiance.redemption import repository as redemptions
+
+    redemptions.erase_addresses(session, tenant_id, member_id)
 
 
 def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[str, Any]:
@@ -172,6 +176,7 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
         "subscriptions": _subscriptions(session, tenant_id, member_id),
+        "redemptions": _redemptions(session, tenant_id, member_id),
     }
 
 
@@ -299,3 +304,20 @@ def adjust_points(
         "reason": adjustment.reason,
         "balances": balances(session, tenant_id=tenant_id, program=compiled, member_id=member_id),
     }
+
+
+def _redemptions(session: Session, tenant_id: str, member_id: str) -> list[dict[str, Any]]:
+    from allegiance.redemption import repository as redemptions
+
+    return [
+        {
+            "redemption_id": r.redemption_id,
+            "reward": r.reward,
+            "status": r.status,
+            "points_minor": r.points_minor,
+            "shipping_address": r.shipping_address,
+            "fulfilment": r.fulfilment,
+            "created_at": _iso(r.created_at),
+        }
+        for r in redemptions.of_member(session, tenant_id, member_id, 100_000)
+    ]

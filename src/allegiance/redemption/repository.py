@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import is_postgres
@@ -84,3 +84,17 @@ def active_perks(
         if perk and perk not in perks:
             perks.append(perk)
     return found
+
+
+def erase_addresses(session: Session, tenant_id: str, member_id: str) -> None:
+    """GDPR erasure: shipping addresses are personal data; the redemptions stay."""
+    session.execute(
+        update(Redemption)
+        .where(
+            Redemption.tenant_id == tenant_id,
+            Redemption.member_id == member_id,
+            Redemption.shipping_address.is_not(None),
+        )
+        .values(shipping_address=None)
+        .execution_options(synchronize_session=False)
+    )
