@@ -310,38 +310,12 @@ def hold(
     source_id: str,
     now: datetime,
 ) -> Hold:
-    """Reserve points (phase one of a two-phase spend). InsufficientPoints when short."""
-    account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [owner_id])[
-        owner_id
-    ]
-    if not repository.debit_if_enough(session, account, amount_minor):
-        raise InsufficientPoints(
-            f"the {wallet} balance is lower than {amount_minor} minor units",
-            errors=[{"loc": ["body", "quantity"], "msg": "costs more than the active balance"}],
-        )
-    taken = _take_lots(session, account, amount_minor)
-    held = repository.system_account(session, tenant_id, wallet, "held")
-    repository.insert_transfers(
-        session,
-        [
-            _transfer(
-                tenant_id,
-                wallet,
-                account,
-                held,
-                amount_minor,
-                "hold",
-                "posted",
-                member_id,
-                None,
-                source_type,
-                source_id,
-                f"{source_type}/{source_id}/hold",
-                now,
-            )
-        ],
-    )
-    return Hold(account_id=account, amount_minor=amount_minor, lots=taken)
+    """Reserve points (phase one of a two-phase spend) into ``held``. InsufficientPoints
+    when short."""
+    return _take(
+        session, tenant_id, wallet, owner_type, owner_id, member_id, amount_minor,
+        source_type, source_id, now, to_account="held", code="hold",
+    )  # fmt: skip
 
 
 def spend(
@@ -361,6 +335,32 @@ def spend(
 ) -> Hold:
     """Spend points earliest-expiry first (one ``spend`` transfer) and say which lots they
     came from, so a cancellation can give them back (``release_hold`` from ``redeemed``)."""
+    return _take(
+        session, tenant_id, wallet, owner_type, owner_id, member_id, amount_minor,
+        source_type, source_id, now, to_account="redeemed", code="spend", reason=reason,
+        partner=partner,
+    )  # fmt: skip
+
+
+def _take(
+    session: Session,
+    tenant_id: str,
+    wallet: str,
+    owner_type: str,
+    owner_id: str,
+    member_id: str | None,
+    amount_minor: int,
+    source_type: str,
+    source_id: str,
+    now: datetime,
+    *,
+    to_account: str,
+    code: str,
+    reason: str | None = None,
+    partner: str | None = None,
+) -> Hold:
+    """Move active points out of a holder's wallet into a system account, checked inside the
+    write, lots earliest-expiry first; returns the lots taken."""
     account = repository.ensure_accounts(session, tenant_id, wallet, owner_type, [owner_id])[
         owner_id
     ]
@@ -370,7 +370,7 @@ def spend(
             errors=[{"loc": ["body", "quantity"], "msg": "costs more than the active balance"}],
         )
     taken = _take_lots(session, account, amount_minor)
-    redeemed = repository.system_account(session, tenant_id, wallet, "redeemed")
+    target = repository.system_account(session, tenant_id, wallet, to_account)
     repository.insert_transfers(
         session,
         [
@@ -378,15 +378,15 @@ def spend(
                 tenant_id,
                 wallet,
                 account,
-                redeemed,
+                target,
                 amount_minor,
-                "spend",
+                code,
                 "posted",
                 member_id,
                 None,
                 source_type,
                 source_id,
-                f"{source_type}/{source_id}/spend",
+                f"{source_type}/{source_id}/{code}",
                 now,
                 reason=reason,
                 partner=partner,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
@@ -13,34 +15,32 @@ from allegiance.kit.money import number
 from allegiance.ledger import service as ledger
 from allegiance.member import repository as members
 from allegiance.outbox import service as outbox
+from allegiance.program.compiled import CompiledProgram
 from allegiance.program.service import load_program
+from allegiance.worker.batches import run_batches
 
 
 def settle_due_members(engine: Engine, tenant_id: str, now: datetime) -> int:
     """Settle every member with a lot due (activation or expiry) as of ``now``."""
-    batch = get_settings().job_batch_size
-    handled = 0
-    while True:
-        with write_session(engine) as session:
-            program = load_program(session, tenant_id=tenant_id)
-            if program is None:
-                return handled
-            due = members.due_for_settlement(session, tenant_id, now, batch, skip_locked=True)
-            for member_id in due:
-                member = members.get(session, tenant_id, member_id)
-                assert member is not None
-                settle_at = ledger.settle_member(
-                    session,
-                    tenant_id=tenant_id,
-                    program=program.program,
-                    member_id=member_id,
-                    last_activity_at=member.last_activity_at,
-                    now=now,
-                )
-                members.set_settle_at(session, tenant_id, member_id, settle_at)
-        handled += len(due)
-        if len(due) < batch:
-            return handled
+
+    def due(session: Session, program: CompiledProgram, limit: int) -> list[str]:
+        return members.due_for_settlement(session, tenant_id, now, limit, skip_locked=True)
+
+    def handle(session: Session, program: CompiledProgram, member_ids: Sequence[str]) -> None:
+        for member_id in member_ids:
+            member = members.get(session, tenant_id, member_id)
+            assert member is not None
+            settle_at = ledger.settle_member(
+                session,
+                tenant_id=tenant_id,
+                program=program.program,
+                member_id=member_id,
+                last_activity_at=member.last_activity_at,
+                now=now,
+            )
+            members.set_settle_at(session, tenant_id, member_id, settle_at)
+
+    return run_batches(engine, tenant_id, due=due, handle=handle)
 
 
 def notify_expiring(engine: Engine, tenant_id: str, now: datetime) -> int:

@@ -309,6 +309,32 @@ def conditions_context(
     see them: price lists in evaluate and price tables, reward eligibility."""
     if member is None:
         return {"member": member_context(None, exponent), "account": b2b.account_context(None)}
+    found = standing(session, tenant_id=tenant_id, program=program, member=member, now=now)
+    return {
+        "member": member_context(
+            member,
+            exponent,
+            held=found.held,
+            membership=found.membership,
+            extra_perks=found.perks,
+        ),
+        "account": b2b.account_context(found.holder.account),
+    }
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a member holds now outside an order: its wallets' holder, paid plan, tier, perks."""
+
+    holder: Holder
+    membership: ActiveMembership | None
+    held: Held
+    perks: tuple[str, ...]
+
+
+def standing(
+    session: Session, *, tenant_id: str, program: CompiledProgram, member: Member, now: datetime
+) -> Standing:
     holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
     membership = memberships(
         session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
@@ -324,12 +350,7 @@ def conditions_context(
     perks = reward_perks(
         session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
     ).get(member.member_id, ())
-    return {
-        "member": member_context(
-            member, exponent, held=held, membership=membership, extra_perks=perks
-        ),
-        "account": b2b.account_context(holder_.account),
-    }
+    return Standing(holder_, membership, held, tuple(perks))
 
 
 def memberships(
@@ -884,20 +905,16 @@ def evaluate_cart(
     known = member is not None
     if member is None:
         member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
-    holder_ = b2b.holder_of(session, tenant_id=tenant_id, member=member)
-    membership = memberships(
-        session, tenant_id=tenant_id, program=program, member_ids=[member.member_id], now=now
-    ).get(member.member_id)
-    held = tiers.current(
-        session,
-        tenant_id=tenant_id,
-        program=program,
-        owner=holder_.owner,
-        at=now,
-        floor=plan_floor(holder_, membership),
-    )
+    found = standing(session, tenant_id=tenant_id, program=program, member=member, now=now)
     evaluation = _evaluate(
-        program, cart, member, usage, held=held, holder_=holder_, membership=membership
+        program,
+        cart,
+        member,
+        usage,
+        held=found.held,
+        holder_=found.holder,
+        membership=found.membership,
+        extra_perks=found.perks,
     )
     wallets = program.program.wallets
     points: dict[str, int] = {}
