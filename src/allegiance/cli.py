@@ -230,7 +230,12 @@ def _progress() -> Progress:
 
 
 def _run_import(kind: str, file: Path, tenant: str, now: Any) -> Any:
-    from allegiance.integration.csv.service import import_members, import_orders
+    from allegiance.integration.csv.service import (
+        import_events,
+        import_members,
+        import_orders,
+        import_refunds,
+    )
 
     settings = get_settings()
     with _progress() as bar:
@@ -239,7 +244,12 @@ def _run_import(kind: str, file: Path, tenant: str, now: Any) -> Any:
         def progress(records: int) -> None:
             bar.update(task, completed=records)
 
-        run = import_orders if kind == "orders" else import_members
+        run = {
+            "orders": import_orders,
+            "members": import_members,
+            "refunds": import_refunds,
+            "events": import_events,
+        }[kind]
         report = run(
             _engine(),
             tenant_id=tenant,
@@ -268,6 +278,22 @@ def import_members_cmd(
 ) -> None:
     """Import members (CSV or JSONL)."""
     _import("members", file, tenant, now)
+
+
+@import_app.command("refunds")
+def import_refunds_cmd(
+    file: Path, tenant: str = typer.Option(..., "--tenant"), now: str | None = typer.Option(None)
+) -> None:
+    """Import refunds of booked orders (CSV or JSONL; order_id plus the refund)."""
+    _import("refunds", file, tenant, now)
+
+
+@import_app.command("events")
+def import_events_cmd(
+    file: Path, tenant: str = typer.Option(..., "--tenant"), now: str | None = typer.Option(None)
+) -> None:
+    """Import behaviour events (CSV or JSONL)."""
+    _import("events", file, tenant, now)
 
 
 def _import(kind: str, file: Path, tenant: str, now: str | None) -> None:

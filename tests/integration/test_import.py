@@ -14,7 +14,7 @@ from allegiance.cli import app as cli_app
 from allegiance.db import get_engine
 from allegiance.integration.csv.service import import_members, import_orders, rejected_path
 from allegiance.kit.clock import parse_timestamp
-from tests.conftest import Api, apply_program, ledger_ok, new_tenant
+from tests.conftest import BASIC_PROGRAM, Api, apply_program, ledger_ok, new_tenant, order
 
 NOW = "2026-06-01T00:00:00Z"
 
@@ -353,3 +353,82 @@ def test_import_members_csv(api: Api, tenant: tuple[str, str], tmp_dir: Path) ->
     assert again.booked == 3
     assert api.get("/v1/members/c1").json()["name"] == "Anna"
     assert api.get("/v1/members/c1").json()["tags"] == ["vip", "newsletter"]
+
+
+def test_import_refunds_and_events_with_rejects_and_reruns(
+    api: Api, tenant: tuple[str, str], tmp_path: Path
+) -> None:
+    from allegiance.integration.csv.service import import_events, import_refunds
+
+    apply_program(
+        api,
+        {
+            **BASIC_PROGRAM,
+            "rules": [
+                {"key": "base", "on": "order.completed", "earn": {"per_amount": 1}},
+                {"key": "review", "on": "review.created", "earn": {"fixed": 5}},
+                {"key": "recycle", "on": "recycling.returned", "earn": {"percent": 10}},
+            ],
+        },
+    )
+    api.post("/v1/orders", json=order("o1", "m1", "100.00"))
+    refunds = tmp_path / "refunds.csv"
+    refunds.write_text(
+        "refund_id,order_id,amount,reason\n"
+        "r1,o1,30.00,damaged\n"
+        "r2,nope,5.00,\n"  # unknown order
+        "r3,o1,500.00,\n"  # more than is left
+        ",o1,1.00,\n"  # no id
+        "r4,o1,10.00,\n"
+    )
+    now = parse_timestamp("2026-03-10T00:00:00Z")
+    report = import_refunds(get_engine(), tenant_id=tenant[0], path=refunds, now=now)
+    assert (report.read, report.booked, report.rejected) == (5, 2, 3)
+    rejected = [
+        json.loads(line) for line in Path(report.rejected_file or "").read_text().splitlines()
+    ]
+    rejected.sort(key=lambda r: r["line"])  # refused by parsing at once, by booking per batch
+    assert [r["line"] for r in rejected] == [3, 4, 5]
+    assert rejected[0]["errors"][0]["msg"] == "order 'nope' not found"
+    assert rejected[1]["errors"][0]["loc"] == ["body", "amount"]
+    assert rejected[2]["errors"][0]["loc"] == ["id"]
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 60
+    again = import_refunds(get_engine(), tenant_id=tenant[0], path=refunds, now=now)
+    assert (again.booked, again.skipped) == (0, 2)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "review.created", "member_id": "m1"}\n'
+        '{"id": "e2", "type": "recycling.returned", "member_id": "m2",'
+        ' "properties": {"amount": "40"}}\n'
+        '{"id": "e3", "type": "order.completed", "member_id": "m1"}\n'
+        "not json\n"
+    )
+    report = import_events(get_engine(), tenant_id=tenant[0], path=events, now=now)
+    assert (report.booked, report.rejected) == (2, 2)
+    assert api.get("/v1/members/m2").json()["balances"]["points"]["active"] == 4
+    csv_events = tmp_path / "events.csv"
+    csv_events.write_text(
+        "event_id,type,customer_id,properties.amount\ne9,recycling.returned,m3,20\n"
+    )
+    assert import_events(get_engine(), tenant_id=tenant[0], path=csv_events, now=now).booked == 1
+    assert api.get("/v1/members/m3").json()["balances"]["points"]["active"] == 2
+    assert ledger_ok(tenant[0]) == []
+
+
+def test_import_events_and_refunds_through_the_cli(
+    api: Api, tenant: tuple[str, str], tmp_path: Path
+) -> None:
+    apply_program(api, BASIC_PROGRAM)
+    api.post("/v1/orders", json=order("o1", "m1", "50.00"))
+    refunds = tmp_path / "refunds.jsonl"
+    refunds.write_text('{"id": "r1", "order_id": "o1", "amount": "10.00"}\n')
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["import", "refunds", str(refunds), "--tenant", tenant[0]])
+    assert result.exit_code == 0, result.output
+    assert "refunds: read 1, booked 1" in result.output
+    events = tmp_path / "events.csv"
+    events.write_text("id,type,member_id\ne1,review.created,m1\n")
+    result = runner.invoke(cli_app, ["import", "events", str(events), "--tenant", tenant[0]])
+    assert result.exit_code == 0, result.output
+    assert "events: read 1, booked 1" in result.output
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 40

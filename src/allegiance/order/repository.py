@@ -99,3 +99,15 @@ def events_of_member(session: Session, tenant_id: str, member_id: str, limit: in
             .limit(limit)
         )
     )
+
+
+def refund_exists(session: Session, tenant_id: str, refund_id: str) -> bool:
+    stmt = select(Refund.refund_id).where(
+        Refund.tenant_id == tenant_id, Refund.refund_id == refund_id
+    )
+    return session.execute(stmt).first() is not None
+
+
+def event_exists(session: Session, tenant_id: str, event_id: str) -> bool:
+    stmt = select(Event.event_id).where(Event.tenant_id == tenant_id, Event.event_id == event_id)
+    return session.execute(stmt).first() is not None

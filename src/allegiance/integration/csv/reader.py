@@ -9,6 +9,9 @@ Order CSV columns (header names; unknown columns are an error so typos don't pas
   plus attributes.<name> columns for order attributes.
 Member CSV columns: member_id (or id), email, name, phone, birthdate, locale, tags (';'),
   account_id, referral_code, enrolled_at, attributes.<name>.
+Refund CSV columns: id (or refund_id), order_id, amount, reason.
+Event CSV columns: id (or event_id), type, member_id (or customer_id), occurred_at,
+  properties.<name>.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ MEMBER_FIELDS = {
     "enrolled_at",
 }
 MEMBER_ALIASES = {"id": "member_id", "customer_id": "member_id"}
+REFUND_FIELDS = {"id", "order_id", "amount", "reason"}
+REFUND_ALIASES = {"refund_id": "id"}
+EVENT_FIELDS = {"id", "type", "member_id", "occurred_at"}
+EVENT_ALIASES = {"event_id": "id", "customer_id": "member_id"}
+GROUPED = ("attributes.", "properties.")  # prefixed columns grouped into one object
 LIST_FIELDS = {"coupon_codes", "labels", "tags"}
 
 
@@ -74,6 +82,10 @@ def read_records(path: Path, kind: str) -> Iterator[Record]:
         yield from _jsonl(path)
     elif kind == "orders":
         yield from _order_csv(path)
+    elif kind == "refunds":
+        yield from _flat_csv(path, REFUND_FIELDS, REFUND_ALIASES, key="id")
+    elif kind == "events":
+        yield from _flat_csv(path, EVENT_FIELDS, EVENT_ALIASES, key="id")
     else:
         yield from _flat_csv(path, MEMBER_FIELDS, MEMBER_ALIASES, key="member_id")
 
@@ -114,7 +126,7 @@ def _header(reader: Any, known: set[str], aliases: dict[str, str]) -> list[str]:
     for raw in header:
         name = raw.strip().lower().lstrip("\ufeff")
         name = aliases.get(name, name)
-        if name not in known and not name.startswith("attributes."):
+        if name not in known and not name.startswith(GROUPED):
             raise ValueError(f"unknown column {raw!r}; expected some of {sorted(known)}")
         names.append(name)
     return names
@@ -129,22 +141,21 @@ def _convert(name: str, value: str) -> Any:
 def _split_row(
     names: list[str], row: list[str], item_fields: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One CSV row as (record fields, line item fields); ``attributes.*`` columns grouped."""
+    """One CSV row as (record fields, line item fields); ``attributes.*`` and
+    ``properties.*`` columns grouped into one object each."""
     data: dict[str, Any] = {}
     item: dict[str, Any] = {}
-    attributes: dict[str, Any] = {}
     for name, cell in zip(names, row, strict=True):
         value = _clean(cell)
         if value is None:
             continue
-        if name.startswith("attributes."):
-            attributes[name.split(".", 1)[1]] = value
+        if name.startswith(GROUPED):
+            group, key = name.split(".", 1)
+            data.setdefault(group, {})[key] = value
         elif name in item_fields:
             item[name] = _convert(name, value)
         else:
             data[name] = _convert(name, value)
-    if attributes:
-        data["attributes"] = attributes
     return data, item
 
 

@@ -1,8 +1,8 @@
 """Import use cases: validate each record, book good ones in batches, write rejects out.
 
-Re-running a file books nothing twice: order ids already booked are skipped (counted), and
-members are upserted. Rejected records go to ``FILE.rejected.jsonl`` with the line number and
-the reasons; good records around them are booked.
+Re-running a file books nothing twice: order, refund and event ids already booked are skipped
+(counted), and members are upserted. Rejected records go to ``FILE.rejected.jsonl`` with the
+line number and the reasons; good records around them are booked.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from allegiance.db import read_session, refresh_statistics, write_session
 from allegiance.errors import DomainError, ValidationFailed
@@ -24,8 +25,14 @@ from allegiance.integration.csv.reader import Record, read_records
 from allegiance.member.schemas import MemberUpsert
 from allegiance.member.service import upsert_member
 from allegiance.order import repository as orders_repo
-from allegiance.order.schemas import OrderCreate
-from allegiance.order.service import PreparedOrder, book_orders, prepare_order
+from allegiance.order.schemas import EventCreate, OrderCreate, RefundCreate
+from allegiance.order.service import (
+    PreparedOrder,
+    book_orders,
+    prepare_order,
+    record_event,
+    refund_order,
+)
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.service import require_program
 
@@ -272,3 +279,139 @@ def _upsert_members(
                 report.booked += 1
             except (IntegrityError, DomainError) as exc:
                 rejects.write(record, _errors_of(exc))
+
+
+# ---- refunds and events ----------------------------------------------------------------------
+
+
+def import_refunds(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    path: Path,
+    now: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Book refunds of booked orders (``order_id`` + the refund as the API takes it). A refund
+    id already booked is skipped, so a re-run books nothing twice."""
+
+    def parse(data: dict[str, Any]) -> tuple[str, RefundCreate]:
+        order_id = str(data.pop("order_id", "") or "").strip()
+        if not order_id:
+            raise ValidationFailed(
+                "missing order id", errors=[{"loc": ["order_id"], "msg": "missing order id"}]
+            )
+        refund = RefundCreate.model_validate(data)
+        if not refund.id:
+            raise ValidationFailed("missing refund id", errors=[{"loc": ["id"], "msg": "missing"}])
+        return order_id, refund
+
+    def book(session: Session, program: CompiledProgram, item: tuple[str, RefundCreate]) -> bool:
+        order_id, refund = item
+        if orders_repo.refund_exists(session, tenant_id, refund.id):
+            return False
+        refund_order(
+            session, tenant_id=tenant_id, program=program, order_id=order_id, refund=refund,
+            now=now,
+        )  # fmt: skip
+        return True
+
+    return _import_one_by_one(
+        engine, tenant_id, path, "refunds", parse, book, batch_size=batch_size, progress=progress
+    )
+
+
+def import_events(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    path: Path,
+    now: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Book behaviour events (what they earn included). An event id already booked is
+    skipped. Imports emit no domain events of their own beyond what booking writes."""
+
+    def parse(data: dict[str, Any]) -> EventCreate:
+        event = EventCreate.model_validate(data)
+        if not event.id:
+            raise ValidationFailed("missing event id", errors=[{"loc": ["id"], "msg": "missing"}])
+        return event
+
+    def book(session: Session, program: CompiledProgram, event: EventCreate) -> bool:
+        if orders_repo.event_exists(session, tenant_id, event.id):
+            return False
+        record_event(session, tenant_id=tenant_id, program=program, event=event, now=now)
+        return True
+
+    return _import_one_by_one(
+        engine, tenant_id, path, "events", parse, book, batch_size=batch_size, progress=progress
+    )
+
+
+def _import_one_by_one(
+    engine: Engine,
+    tenant_id: str,
+    path: Path,
+    kind: str,
+    parse: Callable[[dict[str, Any]], Any],
+    book: Callable[[Session, CompiledProgram, Any], bool],
+    *,
+    batch_size: int,
+    progress: Progress | None,
+) -> ImportReport:
+    """Records booked in order, a batch per transaction, each record in its own savepoint: a
+    record the service refuses (an unknown order, a refund above what is left) is written to
+    the rejects file and the records around it are booked."""
+    report = ImportReport()
+    with read_session(engine) as session:
+        require_program(session, tenant_id=tenant_id)
+    rejects = _Rejects(rejected_path(path))
+    try:
+        batch: list[tuple[Record, Any]] = []
+        for record in _counted(read_records(path, kind), report, progress):
+            if record.data is None:
+                rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
+                continue
+            try:
+                batch.append((record, parse(dict(record.data))))
+            except (ValidationError, DomainError) as exc:
+                rejects.write(record, _errors_of(exc))
+                continue
+            if len(batch) >= batch_size:
+                _book_each(engine, tenant_id, batch, book, report, rejects)
+                batch = []
+        if batch:
+            _book_each(engine, tenant_id, batch, book, report, rejects)
+    finally:
+        rejects.close()
+    report.rejected = rejects.count
+    report.rejected_file = str(rejects.path) if rejects.count else None
+    return report
+
+
+def _book_each(
+    engine: Engine,
+    tenant_id: str,
+    batch: list[tuple[Record, Any]],
+    book: Callable[[Session, CompiledProgram, Any], bool],
+    report: ImportReport,
+    rejects: _Rejects,
+) -> None:
+    with write_session(engine) as session:
+        program = require_program(session, tenant_id=tenant_id)
+        for record, item in batch:
+            savepoint = session.begin_nested()
+            try:
+                booked = book(session, program, item)
+                savepoint.commit()
+            except (DomainError, IntegrityError) as exc:
+                savepoint.rollback()
+                rejects.write(record, _errors_of(exc))
+                continue
+            if booked:
+                report.booked += 1
+            else:
+                report.skipped += 1
