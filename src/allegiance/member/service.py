@@ -54,6 +54,13 @@ def upsert_member(
         values["erased_at"] = None
         given["erased_at"] = None
     member = repository.upsert(session, values, update_fields=list(given))
+    if given.get("referral_code"):
+        from allegiance.referral import service as referrals
+
+        referrals.on_enrollment(
+            session, tenant_id=tenant_id, member=member, previous=existing,
+            code=given["referral_code"], now=now,
+        )  # fmt: skip
     return member, existing is None
 
 
