@@ -128,6 +128,10 @@ def test_happy_path(api: Api, tenant: tuple[str, str]) -> None:
     assert bob["referred_by"] == {"referrer_id": "alice", "status": "converted", "reason": None}
     assert bob["stats"]["points_earned"] == {"points": 100}
     assert bob["code"] != code
+    exported = api.get("/v1/members/alice/export").json()["referrals"]
+    assert [(r["referee_id"], r["status"]) for r in exported] == [("bob", "converted")]
+    exported = api.get("/v1/members/bob/export").json()["referrals"]
+    assert [(r["referrer_id"], r["referee_id"]) for r in exported] == [("alice", "bob")]
     assert ledger_ok(tenant[0]) == []
 
 

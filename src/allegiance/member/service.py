@@ -179,7 +179,19 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "events": orders.events_of_member(session, tenant_id=tenant_id, member_id=member_id),
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
         "subscriptions": _subscriptions(session, tenant_id, member_id),
+        "referrals": _referrals(session, tenant_id, member_id, compiled),
     }
+
+
+def _referrals(
+    session: Session, tenant_id: str, member_id: str, compiled: Any
+) -> list[dict[str, Any]]:
+    from allegiance.referral.service import referrals_of_member
+
+    return referrals_of_member(
+        session, tenant_id=tenant_id, member_id=member_id,
+        program=compiled.program if compiled else None,
+    )  # fmt: skip
 
 
 def _subscriptions(session: Session, tenant_id: str, member_id: str) -> list[dict[str, Any]]:

@@ -486,6 +486,17 @@ def referrals_page(
     )
 
 
+def referrals_of_member(
+    session: Session, *, tenant_id: str, member_id: str, program: Program | None
+) -> list[dict[str, Any]]:
+    """The member's referral as referee and its referrals as referrer (GDPR export)."""
+    rows = repository.of_referrer_page(
+        session, tenant_id, member_id, status=None, before_id=None, limit=100_000
+    )
+    own = repository.of_referee(session, tenant_id, member_id)
+    return [referral_view(program, r) for r in ([own] if own else []) + rows]
+
+
 def referral_of(session: Session, *, tenant_id: str, referee_id: str) -> Referral:
     found = repository.of_referee(session, tenant_id, referee_id)
     if found is None:
