@@ -154,13 +154,14 @@ def create_app() -> FastAPI:
     from allegiance.pricing.endpoints import router as pricing
     from allegiance.program.endpoints import router as program
     from allegiance.redemption.endpoints import router as redemptions
+    from allegiance.referral.endpoints import router as referrals
     from allegiance.subscription.endpoints import router as subscriptions
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
 
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
-        domain_events, pricing, analytics,
+        domain_events, pricing, analytics, referrals,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -8,6 +8,7 @@ from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
 from allegiance.redemption.models import Redemption
+from allegiance.referral.models import Referral, ReferralCode
 from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 from allegiance.tier.models import TierChange, TierFact, TierState
@@ -25,6 +26,8 @@ __all__ = [
     "OutboxEvent",
     "ProgramVersion",
     "Redemption",
+    "Referral",
+    "ReferralCode",
     "Refund",
     "RuleUsage",
     "Subscription",

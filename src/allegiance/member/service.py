@@ -54,6 +54,13 @@ def upsert_member(
         values["erased_at"] = None
         given["erased_at"] = None
     member = repository.upsert(session, values, update_fields=list(given))
+    if given.get("referral_code"):
+        from allegiance.referral import service as referrals
+
+        referrals.on_enrollment(
+            session, tenant_id=tenant_id, member=member, previous=existing,
+            code=given["referral_code"], now=now,
+        )  # fmt: skip
     return member, existing is None
 
 
@@ -177,7 +184,19 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
         "subscriptions": _subscriptions(session, tenant_id, member_id),
         "redemptions": _redemptions(session, tenant_id, member_id),
+        "referrals": _referrals(session, tenant_id, member_id, compiled),
     }
+
+
+def _referrals(
+    session: Session, tenant_id: str, member_id: str, compiled: Any
+) -> list[dict[str, Any]]:
+    from allegiance.referral.service import referrals_of_member
+
+    return referrals_of_member(
+        session, tenant_id=tenant_id, member_id=member_id,
+        program=compiled.program if compiled else None,
+    )  # fmt: skip
 
 
 def _subscriptions(session: Session, tenant_id: str, member_id: str) -> list[dict[str, Any]]:

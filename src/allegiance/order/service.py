@@ -40,6 +40,7 @@ from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
 from allegiance.program.coalition import find_partner, partner_wallet
 from allegiance.program.compiled import CompiledProgram
+from allegiance.referral import service as referrals
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
 from allegiance.tier.service import NO_TIER, Held, TierBook
@@ -684,6 +685,9 @@ def book_orders(
                             now,
                         )
                     )
+    referrals.on_orders_booked(
+        session, tenant_id=tenant_id, program=program, orders=orders, members_=locked, now=now
+    )
     ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits, now=now)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
     for s in stats.values():
@@ -1150,6 +1154,7 @@ def _reverse(
         order.refunded_minor < order.total_minor or order.total_minor == 0
     )
     repository.set_refunded(session, tenant_id, order_id, cumulative, status)
+    referrals.on_order_reversed(session, tenant_id=tenant_id, order_id=order_id, now=now)
     if order.member_id:
         counted_after = not cancel and (cumulative < order.total_minor or order.total_minor == 0)
         plan = memberships(

@@ -394,6 +394,37 @@ class Plan(Strict):
         return {f"{value}s": 1}
 
 
+class ReferralCodeFormat(Strict):
+    """Shape of the generated referral codes: ``prefix`` then ``length`` random characters."""
+
+    prefix: str = Field(default="", pattern=r"^[A-Z0-9]{0,12}$")
+    length: Annotated[int, Field(ge=6, le=32)] = 8
+
+
+class ReferralReward(Strict):
+    points: NonNegative
+    wallet: Key | None = None  # default: the program's default wallet
+
+
+class ReferralProgram(Strict):
+    """Refer a friend (docs/referrals.md)."""
+
+    share_url: str | None = Field(default=None, max_length=500)  # with a ``{code}`` placeholder
+    code: ReferralCodeFormat = Field(default_factory=ReferralCodeFormat)
+    referee: ReferralReward | None = None  # credited when the referral is accepted
+    referrer: ReferralReward  # credited when the referral converts
+    qualifying: str | None = None  # CEL over order, member, account, now: the first order
+    hold_days: Annotated[int, Field(ge=0, le=365)] = 14
+    cap_per_month: Annotated[int, Field(ge=1, le=100_000)] | None = None  # per referrer
+
+    @field_validator("share_url")
+    @classmethod
+    def _placeholder(cls, value: str | None) -> str | None:
+        if value is not None and "{code}" not in value:
+            raise ValueError("the share URL needs a {code} placeholder")
+        return value
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -410,6 +441,7 @@ class Program(Strict):
     brands: list[Brand] = Field(default_factory=list)
     partners: list[Partner] = Field(default_factory=list)
     plans: list[Plan] = Field(default_factory=list, max_length=100)
+    referral: ReferralProgram | None = None
 
     @field_validator("wallets")
     @classmethod

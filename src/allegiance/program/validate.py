@@ -193,6 +193,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_price_lists(errors, program, sample)
     _check_coalition(program, errors)
     _check_plans(program, errors)
+    _check_referral(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 
@@ -317,6 +318,29 @@ def _check_rewards(errors: list[dict[str, Any]], program: Program, sample: dict[
 
 def _first_credit_wallet(program: Program) -> str | None:
     return next((k for k, w in program.wallets.items() if w.kind == "credit"), None)
+
+
+def _check_referral(program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]) -> None:
+    referral = program.referral
+    if referral is None:
+        return
+    for side in ("referee", "referrer"):
+        reward = getattr(referral, side)
+        if reward is None:
+            continue
+        wallet = program.wallets.get(reward.wallet or program.default_wallet)
+        if wallet is None:
+            errors.append({"loc": ["referral", side, "wallet"], "msg": _unknown_wallet(program)})
+        elif decimal_places(reward.points) > wallet.precision:
+            errors.append(
+                {
+                    "loc": ["referral", side, "points"],
+                    "msg": f"has more than {wallet.precision} decimal places "
+                    "(the wallet's precision)",
+                }
+            )
+    if referral.qualifying is not None:
+        _check(errors, ["referral", "qualifying"], referral.qualifying, sample, ORDER_ROOTS)
 
 
 def _check(

@@ -21,6 +21,7 @@ def jobs() -> list[Job]:
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.redemption import tasks as redemption_tasks
+    from allegiance.referral import tasks as referral_tasks
     from allegiance.subscription import tasks as subscription_tasks
     from allegiance.tier import tasks as tier_tasks
 
@@ -32,4 +33,5 @@ def jobs() -> list[Job]:
         Job("approval_timeouts", redemption_tasks.expire_approvals),
         Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
+        Job("referral_conversions", referral_tasks.convert_due),
     ]

@@ -510,8 +510,61 @@ def upgrade() -> None:
             "ix_redemptions_waiting", ["tenant_id", "status", "approval_expires_at"], unique=False
         )
 
+    op.create_table(
+        "referral_codes",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("code", sa.String(length=100), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "member_id"),
+        sa.UniqueConstraint("tenant_id", "code", name="uq_referral_codes_code"),
+    )
+    op.create_table(
+        "referrals",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("referee_id", sa.String(length=255), nullable=False),
+        sa.Column("referrer_id", sa.String(length=255), nullable=True),
+        sa.Column("code", sa.String(length=100), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=True),
+        sa.Column("order_id", sa.String(length=255), nullable=True),
+        sa.Column("referee_wallet", sa.String(length=64), nullable=True),
+        sa.Column("referee_points_minor", sa.BigInteger(), nullable=False),
+        sa.Column("referrer_wallet", sa.String(length=64), nullable=True),
+        sa.Column("referrer_points_minor", sa.BigInteger(), nullable=False),
+        sa.Column("qualified_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("convert_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("converted_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("voided_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "referee_id", name="uq_referrals_referee"),
+    )
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_referrals_referrer", ["tenant_id", "referrer_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_referrals_due", ["tenant_id", "status", "convert_at"], unique=False
+        )
+        batch_op.create_index("ix_referrals_order", ["tenant_id", "order_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.drop_index("ix_referrals_order")
+        batch_op.drop_index("ix_referrals_due")
+        batch_op.drop_index("ix_referrals_referrer")
+
+    op.drop_table("referrals")
+    op.drop_table("referral_codes")
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.drop_index("ix_redemptions_waiting")
         batch_op.drop_index("ix_redemptions_perks")

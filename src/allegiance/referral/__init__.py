@@ -1,0 +1,1 @@
+"""Refer a friend: codes, share links, fraud checks and two-sided rewards."""

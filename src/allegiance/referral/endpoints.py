@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from allegiance.auth import Caller, require
+from allegiance.config import get_settings
+from allegiance.db import read_session, write_session
+from allegiance.errors import invalid
+from allegiance.kit.http import json_response
+from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
+from allegiance.referral import service
+
+router = APIRouter(tags=["referrals"])
+
+Status = Literal["pending", "qualified", "converted", "rejected", "voided"]
+
+
+@router.get("/v1/members/{member_id}/referral")
+def member_referral(member_id: str, caller: Caller = Depends(require("storefront"))) -> Response:
+    # the member's code is generated on first need: a write
+    with write_session() as session:
+        card = service.referral_card(
+            session, tenant_id=caller.tenant_id, member_id=member_id, now=caller.now
+        )
+    return json_response(card)
+
+
+@router.get("/v1/members/{member_id}/referrals")
+def member_referrals(
+    member_id: str,
+    status: Status | None = None,
+    limit: int | None = Query(default=None, ge=1),
+    cursor: str | None = None,
+    caller: Caller = Depends(require("storefront")),
+) -> Response:
+    settings = get_settings()
+    size = min(limit or settings.page_size_default, settings.page_size_max)
+    before = None
+    if cursor:
+        try:
+            before = int(decode_cursor(cursor))
+        except (BadCursor, TypeError, ValueError) as exc:
+            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
+    with read_session() as session:
+        rows = service.referrals_page(
+            session,
+            tenant_id=caller.tenant_id,
+            member_id=member_id,
+            status=status,
+            before_id=before,
+            limit=size + 1,
+        )
+        program = service.program_of(session, caller.tenant_id)
+        page = rows[:size]
+        data = [service.referral_view(program, r) for r in page]
+    return json_response(
+        {"data": data, "next_cursor": encode_cursor(page[-1].id) if len(rows) > size else None}
+    )
+
+
+@router.get("/v1/referrals/{referee_id}")
+def referral_of_referee(referee_id: str, caller: Caller = Depends(require("admin"))) -> Response:
+    with read_session() as session:
+        found = service.referral_of(session, tenant_id=caller.tenant_id, referee_id=referee_id)
+        return json_response(
+            service.referral_view(service.program_of(session, caller.tenant_id), found)
+        )
