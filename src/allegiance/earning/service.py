@@ -15,6 +15,7 @@ def prepare_counters(session: Session, *, tenant_id: str, program: Program) -> N
     """Create tenant-wide counters for totals and budgets, so bookings can row-lock them."""
     scopes = [f"rule:{r.key}" for r in program.rules if r.budget or (r.limit and r.limit.total)]
     scopes += [f"campaign:{c.key}" for c in program.campaigns if c.budget]
+    scopes += [f"promotion:{p.key}" for p in program.promotions if p.limit and p.limit.total]
     repository.ensure_totals(session, tenant_id, scopes)
 
 

@@ -39,6 +39,7 @@ from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
 from allegiance.program.coalition import find_partner, partner_wallet
 from allegiance.program.compiled import CompiledProgram
+from allegiance.promotion import service as promotions
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
 from allegiance.tier.service import NO_TIER, Held, TierBook
@@ -59,6 +60,8 @@ class PreparedOrder:
     payload: dict[str, Any]
     unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
     partner: str | None = None
+    shipping_minor: int = 0
+    tax_minor: int = 0
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Booking:
     credits: list[Credit] = field(default_factory=list)
     tier_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
+    promotion_effects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -170,6 +174,8 @@ def prepare_order(
         else payload.model_dump(mode="json", exclude_none=True),
         unit_prices=unit_prices,
         partner=partner,
+        shipping_minor=to_minor(payload.shipping_amount, exponent),
+        tax_minor=to_minor(payload.tax_amount, exponent),
     )
 
 
@@ -408,11 +414,7 @@ def _evaluate(
 ) -> Evaluation:
     if member is None:
         return Evaluation()
-    exponent = currency_exponent(program.currency)
-    context = dict(prepared.context)
-    context["member"] = member_context(member, exponent, stats, held, membership)
-    if holder_ is not None:
-        context["account"] = b2b.account_context(holder_.account)
+    context = _order_context(program, prepared, member, stats, held, holder_, membership)
     return evaluate(
         program,
         event_type="order.completed",
@@ -426,6 +428,23 @@ def _evaluate(
         plan_multiplier=membership.earn_multiplier if membership else Decimal(1),
         plan_key=membership.plan if membership else None,
     )
+
+
+def _order_context(
+    program: CompiledProgram,
+    prepared: PreparedOrder,
+    member: Member | None,
+    stats: dict[str, Any] | None = None,
+    held: Held = NO_TIER,
+    holder_: Holder | None = None,
+    membership: ActiveMembership | None = None,
+) -> dict[str, Any]:
+    context = dict(prepared.context)
+    exponent = currency_exponent(program.currency)
+    context["member"] = member_context(member, exponent, stats, held, membership)
+    if holder_ is not None:
+        context["account"] = b2b.account_context(holder_.account)
+    return context
 
 
 def tier_book(
@@ -514,6 +533,7 @@ def book_orders(
         if o.member_id
         for k in usage_keys(program, rules, o.member_id, o.placed_at)
     ]
+    keys += [k for o in orders for k in promotions.keys(program, o.member_id or "", o.placed_at)]
     usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=True)
     plans = memberships(
         session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
@@ -544,6 +564,15 @@ def book_orders(
             evaluation=_evaluate(program, o, member, usage, running, held, holder_, membership),
             owner=owner,
         )
+        if program.program.promotions:
+            booking.promotion_effects = promotions.book(
+                session,
+                tenant_id=tenant_id,
+                program=program,
+                order=o,
+                context=_order_context(program, o, member, running, held, holder_, membership),
+                usage=usage,
+            )
         if book is not None and owner is not None:
             book.record(
                 owner,
@@ -799,7 +828,8 @@ def order_response(
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
-        + booking.tier_effects,
+        + booking.tier_effects
+        + booking.promotion_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -839,7 +869,8 @@ def evaluate_cart(
     usage = earning.load_usage(
         session,
         tenant_id=tenant_id,
-        keys=usage_keys(program, rules, member_key, cart.placed_at),
+        keys=usage_keys(program, rules, member_key, cart.placed_at)
+        + promotions.keys(program, member_key, cart.placed_at),
         lock=False,
     )
     if member is None:
@@ -858,6 +889,16 @@ def evaluate_cart(
     )
     evaluation = _evaluate(
         program, cart, member, usage, held=held, holder_=holder_, membership=membership
+    )
+    offers = promotions.cart_response(
+        promotions.evaluate(
+            program,
+            cart,
+            _order_context(program, cart, member, None, held, holder_, membership),
+            usage,
+        ),
+        cart,
+        currency_exponent(program.currency),
     )
     wallets = program.program.wallets
     points: dict[str, int] = {}
@@ -908,9 +949,9 @@ def evaluate_cart(
         "totals": {
             "subtotal": money_str(cart.subtotal_minor, exponent),
             "total": money_str(cart.total_minor, exponent),
+            **offers.pop("totals"),
         },
-        "discounts": [],
-        "free_items": [],
+        **offers,
         **prices,
     }
 
@@ -1072,6 +1113,8 @@ def _reverse(
                 }
             )
     status = "cancelled" if cancel else order.status
+    if cancel:
+        promotions.release(session, tenant_id=tenant_id, stored=order.promotions)
     counted_before = order.status != "cancelled" and (
         order.refunded_minor < order.total_minor or order.total_minor == 0
     )
