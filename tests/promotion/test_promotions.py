@@ -267,6 +267,11 @@ def test_booking_counts_limits_and_cancel_gives_back(api: Api) -> None:
         ("welcome", "10.00"),
         ("first-100", "2.00"),
     ]
+    stored = api.get("/v1/orders/o1").json()["promotions"]
+    assert stored == [
+        {"promotion": "welcome", "amount": "10.00"},
+        {"promotion": "first-100", "amount": "2.00"},
+    ]
     # points still come from what the shop says was paid
     earned = [e for e in body["effects"] if e["type"] == "points_earned"]
     assert earned[0]["amount"] == 100

@@ -1375,6 +1375,9 @@ def get_order(
         "refunded_total": money_str(order.refunded_minor, exponent),
         "program_version": order.program_version,
         "points": points,
+        "promotions": [
+            {"promotion": p["promotion"], "amount": p["amount"]} for p in order.promotions or []
+        ],
         "order": order.payload,
         "created_at": order.created_at.isoformat(),
     }
