@@ -149,7 +149,8 @@ def evaluate_promotions(
         for p, matches in exclusive:
             trial = _compute(p, matches, lines, state.copy(), exponent)
             tried.append((p, trial))
-            if best is None or _worth(trial) > _worth(best):
+            # free items are not comparable in money: the first exclusive one applies
+            if best is None or (group != "free_item" and trial.amount_minor > best.amount_minor):
                 best = trial
         if best is not None and _gives(best):
             _apply(best, state)
@@ -189,10 +190,6 @@ def record_usage(usage: UsageBook, outcome: Outcome, sign: int = 1) -> None:
     for applied in outcome.applied:
         for scope, member_id, period in applied.usage:
             usage.add(scope, member_id, period, sign, 0)
-
-
-def _worth(applied: Applied) -> Decimal:
-    return Decimal(applied.amount_minor) + sum((q for _, q, _ in applied.free_items), Decimal(0))
 
 
 def _gives(applied: Applied) -> bool:
