@@ -21,6 +21,7 @@ def prepare_counters(session: Session, *, tenant_id: str, program: Program) -> N
         for r in program.rewards
         if r.stock is not None or (r.limit and r.limit.total)
     ]
+    scopes += [f"promotion:{p.key}" for p in program.promotions if p.limit and p.limit.total]
     repository.ensure_totals(session, tenant_id, scopes)
 
 

@@ -26,6 +26,8 @@ class Order(Base):
     payload: Mapped[dict] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who booked it
+    # what automatic promotions gave the order: [{promotion, amount, usage}] (null: none)
+    promotions: Mapped[list | None] = mapped_column(JSONType, nullable=True)
 
 
 class Refund(Base):

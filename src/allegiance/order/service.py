@@ -40,6 +40,7 @@ from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
 from allegiance.program.coalition import find_partner, partner_wallet
 from allegiance.program.compiled import CompiledProgram
+from allegiance.promotion import service as promotions
 from allegiance.referral import service as referrals
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
@@ -61,6 +62,8 @@ class PreparedOrder:
     payload: dict[str, Any]
     unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
     partner: str | None = None
+    shipping_minor: int = 0
+    tax_minor: int = 0
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Booking:
     credits: list[Credit] = field(default_factory=list)
     tier_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
+    promotion_effects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -172,6 +176,8 @@ def prepare_order(
         else payload.model_dump(mode="json", exclude_none=True),
         unit_prices=unit_prices,
         partner=partner,
+        shipping_minor=to_minor(payload.shipping_amount, exponent),
+        tax_minor=to_minor(payload.tax_amount, exponent),
     )
 
 
@@ -456,11 +462,9 @@ def _evaluate(
 ) -> Evaluation:
     if member is None:
         return Evaluation()
-    exponent = currency_exponent(program.currency)
-    context = dict(prepared.context)
-    context["member"] = member_context(member, exponent, stats, held, membership, extra_perks)
-    if holder_ is not None:
-        context["account"] = b2b.account_context(holder_.account)
+    context = _order_context(
+        program, prepared, member, stats, held, holder_, membership, extra_perks
+    )
     return evaluate(
         program,
         event_type="order.completed",
@@ -474,6 +478,25 @@ def _evaluate(
         plan_multiplier=membership.earn_multiplier if membership else Decimal(1),
         plan_key=membership.plan if membership else None,
     )
+
+
+def _order_context(
+    program: CompiledProgram,
+    prepared: PreparedOrder,
+    member: Member | None,
+    stats: dict[str, Any] | None = None,
+    held: Held = NO_TIER,
+    holder_: Holder | None = None,
+    membership: ActiveMembership | None = None,
+    extra_perks: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The order as conditions see it, with the member's tier, plan, perks and account."""
+    context = dict(prepared.context)
+    exponent = currency_exponent(program.currency)
+    context["member"] = member_context(member, exponent, stats, held, membership, extra_perks)
+    if holder_ is not None:
+        context["account"] = b2b.account_context(holder_.account)
+    return context
 
 
 def tier_book(
@@ -562,6 +585,7 @@ def book_orders(
         if o.member_id
         for k in usage_keys(program, rules, o.member_id, o.placed_at)
     ]
+    keys += [k for o in orders for k in promotions.keys(program, o.member_id or "", o.placed_at)]
     usage = earning.load_usage(session, tenant_id=tenant_id, keys=keys, lock=True)
     plans = memberships(
         session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
@@ -605,6 +629,24 @@ def book_orders(
             ),
             owner=owner,
         )
+        if program.program.promotions:
+            booking.promotion_effects = promotions.book(
+                session,
+                tenant_id=tenant_id,
+                program=program,
+                order=o,
+                context=_order_context(
+                    program,
+                    o,
+                    member,
+                    running,
+                    held,
+                    holder_,
+                    membership,
+                    perks.get(member.member_id, ()) if member is not None else (),
+                ),
+                usage=usage,
+            )
         if book is not None and owner is not None:
             book.record(
                 owner,
@@ -863,7 +905,8 @@ def order_response(
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
-        + booking.tier_effects,
+        + booking.tier_effects
+        + booking.promotion_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -903,7 +946,8 @@ def evaluate_cart(
     usage = earning.load_usage(
         session,
         tenant_id=tenant_id,
-        keys=usage_keys(program, rules, member_key, cart.placed_at),
+        keys=usage_keys(program, rules, member_key, cart.placed_at)
+        + promotions.keys(program, member_key, cart.placed_at),
         lock=False,
     )
     known = member is not None
@@ -919,6 +963,25 @@ def evaluate_cart(
         holder_=found.holder,
         membership=found.membership,
         extra_perks=found.perks,
+    )
+    offers = promotions.cart_response(
+        promotions.evaluate(
+            program,
+            cart,
+            _order_context(
+                program,
+                cart,
+                member,
+                None,
+                found.held,
+                found.holder,
+                found.membership,
+                found.perks,
+            ),
+            usage,
+        ),
+        cart,
+        currency_exponent(program.currency),
     )
     wallets = program.program.wallets
     points: dict[str, int] = {}
@@ -969,9 +1032,9 @@ def evaluate_cart(
         "totals": {
             "subtotal": money_str(cart.subtotal_minor, exponent),
             "total": money_str(cart.total_minor, exponent),
+            **offers.pop("totals"),
         },
-        "discounts": [],
-        "free_items": [],
+        **offers,
         **prices,
         "rewards": _affordable(session, tenant_id, program, member, now) if known else [],
     }
@@ -1150,6 +1213,8 @@ def _reverse(
                 }
             )
     status = "cancelled" if cancel else order.status
+    if cancel:
+        promotions.release(session, tenant_id=tenant_id, stored=order.promotions)
     counted_before = order.status != "cancelled" and (
         order.refunded_minor < order.total_minor or order.total_minor == 0
     )
@@ -1411,6 +1476,9 @@ def get_order(
         "refunded_total": money_str(order.refunded_minor, exponent),
         "program_version": order.program_version,
         "points": points,
+        "promotions": [
+            {"promotion": p["promotion"], "amount": p["amount"]} for p in order.promotions or []
+        ],
         "order": order.payload,
         "created_at": order.created_at.isoformat(),
     }

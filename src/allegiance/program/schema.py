@@ -425,6 +425,52 @@ class ReferralProgram(Strict):
         return value
 
 
+PromotionType = Literal[
+    "discount_percent",
+    "discount_fixed",
+    "discount_steps",
+    "buy_x_get_y",
+    "free_item",
+    "free_shipping",
+]
+
+
+class PromotionStep(Strict):
+    min_amount: NonNegative  # the order amount (before discounts) from which the step holds
+    percent: Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+class PromotionFreeItem(Strict):
+    sku: str = Field(min_length=1, max_length=255)
+    quantity: Positive = Decimal(1)
+    name: str | None = Field(default=None, max_length=500)
+
+
+class Promotion(Strict):
+    """An automatic cart discount (docs/program.md#promotions)."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    type: PromotionType
+    when: str | None = None
+    # percent for discount_percent and buy_x_get_y (default 100), money for discount_fixed
+    value: NonNegative | None = None
+    # order: every line; items: the lines `items` matches; cheapest: one unit of the cheapest
+    target: Literal["order", "items", "cheapest"] | None = None
+    items: str | None = None
+    code: str | None = Field(default=None, min_length=1, max_length=100)
+    steps: list[PromotionStep] | None = Field(default=None, max_length=50)
+    buy: Annotated[int, Field(ge=1, le=1000)] | None = None
+    get: Annotated[int, Field(ge=1, le=1000)] | None = None
+    free_items: list[PromotionFreeItem] | None = Field(default=None, max_length=20)
+    max_amount: NonNegative | None = None
+    stacking: Literal["exclusive", "stackable"] = "exclusive"
+    priority: int = 0
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    limit: Limit | None = None
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -435,8 +481,7 @@ class Program(Strict):
     campaigns: list[Campaign] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     rewards: list[Reward] = Field(default_factory=list, max_length=1000)
-    # sections that later parts of the program add; kept as given until their engine lands
-    promotions: list[dict[str, Any]] = Field(default_factory=list)
+    promotions: list[Promotion] = Field(default_factory=list, max_length=200)
     price_lists: list[PriceList] = Field(default_factory=list, max_length=MAX_PRICE_LISTS)
     brands: list[Brand] = Field(default_factory=list)
     partners: list[Partner] = Field(default_factory=list)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from allegiance.config import get_settings
-from allegiance.kit.clock import zone
+from allegiance.kit.clock import as_utc, zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.coalition import partner_point_value
@@ -194,6 +194,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_coalition(program, errors)
     _check_plans(program, errors)
     _check_referral(program, errors, sample)
+    _check_promotions(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 
@@ -341,6 +342,84 @@ def _check_referral(program: Program, errors: list[dict[str, Any]], sample: dict
             )
     if referral.qualifying is not None:
         _check(errors, ["referral", "qualifying"], referral.qualifying, sample, ORDER_ROOTS)
+
+
+# the keys each promotion type uses besides the common ones (when, items, code, limit, ...)
+_PROMOTION_FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type: (required, optional)
+    "discount_percent": ({"value"}, {"target"}),
+    "discount_fixed": ({"value"}, {"target"}),
+    "discount_steps": ({"steps"}, {"target"}),
+    "buy_x_get_y": ({"buy", "get"}, {"value"}),
+    "free_item": ({"free_items"}, set()),
+    "free_shipping": (set(), set()),
+}
+_TYPED = {"value", "target", "steps", "buy", "get", "free_items"}
+
+
+def _check_promotions(
+    program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]
+) -> None:
+    """Unique keys, CEL, the keys each type needs (and only those), money in the currency."""
+    exponent = currency_exponent(program.currency)
+    seen: set[str] = set()
+    for index, promotion in enumerate(program.promotions):
+        loc: list[str | int] = ["promotions", index]
+        if promotion.key in seen:
+            errors.append(
+                {"loc": [*loc, "key"], "msg": f"duplicate promotion key {promotion.key!r}"}
+            )
+        seen.add(promotion.key)
+        if promotion.when is not None:
+            _check(errors, [*loc, "when"], promotion.when, sample, ORDER_ROOTS)
+        if promotion.items is not None:
+            _check(errors, [*loc, "items"], promotion.items, sample, ITEM_ROOTS)
+        required, optional = _PROMOTION_FIELDS[promotion.type]
+        for name in sorted(required):
+            if getattr(promotion, name) is None:
+                errors.append(
+                    {"loc": [*loc, name], "msg": f"a {promotion.type} promotion needs {name!r}"}
+                )
+        for name in sorted(_TYPED - required - optional):
+            if getattr(promotion, name) is not None:
+                errors.append(
+                    {"loc": [*loc, name], "msg": f"not used by a {promotion.type} promotion"}
+                )
+        if promotion.type in ("discount_percent", "buy_x_get_y") and (
+            promotion.value is not None and promotion.value > 100
+        ):
+            errors.append({"loc": [*loc, "value"], "msg": "a percent is at most 100"})
+        for name in ("value", "max_amount"):
+            amount = getattr(promotion, name)
+            money = name == "max_amount" or promotion.type == "discount_fixed"
+            if money and amount is not None and decimal_places(amount) > exponent:
+                errors.append({"loc": [*loc, name], "msg": _too_precise(program, exponent)})
+        if promotion.target == "items" and promotion.items is None:
+            errors.append({"loc": [*loc, "target"], "msg": "target items needs an 'items' filter"})
+        if promotion.steps is not None:
+            amounts = [step.min_amount for step in promotion.steps]
+            if not amounts or amounts != sorted(set(amounts)):
+                errors.append(
+                    {
+                        "loc": [*loc, "steps"],
+                        "msg": "list steps by strictly increasing min_amount",
+                    }
+                )
+            for number, step in enumerate(promotion.steps):
+                if decimal_places(step.min_amount) > exponent:
+                    errors.append(
+                        {
+                            "loc": [*loc, "steps", number, "min_amount"],
+                            "msg": _too_precise(program, exponent),
+                        }
+                    )
+        if promotion.free_items is not None and not promotion.free_items:
+            errors.append({"loc": [*loc, "free_items"], "msg": "list at least one item"})
+        if (
+            promotion.starts_at is not None
+            and promotion.ends_at is not None
+            and as_utc(promotion.ends_at) <= as_utc(promotion.starts_at)
+        ):
+            errors.append({"loc": [*loc, "ends_at"], "msg": "ends_at must be after starts_at"})
 
 
 def _check(

@@ -200,6 +200,11 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("partner", sa.String(length=64), nullable=True),
+        sa.Column(
+            "promotions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("tenant_id", "order_id"),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:

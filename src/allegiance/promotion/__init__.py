@@ -1,0 +1,1 @@
+"""Automatic cart promotions (docs/program.md#promotions)."""
