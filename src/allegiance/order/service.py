@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from allegiance.b2b import repository as accounts_repo
 from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
+from allegiance.coupon import service as coupons
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
@@ -67,6 +68,7 @@ class Booking:
     evaluation: Evaluation = field(default_factory=Evaluation)
     credits: list[Credit] = field(default_factory=list)
     tier_effects: list[dict[str, Any]] = field(default_factory=list)
+    coupon_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
 
 
@@ -626,6 +628,9 @@ def book_orders(
                     )
     ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits, now=now)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
+    coupons.use_on_bookings(
+        session, tenant_id=tenant_id, program=program, bookings=bookings, now=now
+    )
     for s in stats.values():
         if s["settle_at"] is not None and s["settle_at"] <= now:
             # history older than its own expiry: settle now so balances are never stale
@@ -799,7 +804,8 @@ def order_response(
         "program_version": program.version,
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
-        + booking.tier_effects,
+        + booking.tier_effects
+        + booking.coupon_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -912,6 +918,7 @@ def evaluate_cart(
         "discounts": [],
         "free_items": [],
         **prices,
+        "coupons": coupons.evaluate_codes(session, tenant_id=tenant_id, program=program, cart=cart),
     }
 
 
@@ -1071,6 +1078,12 @@ def _reverse(
                     "not_reversed": number(delta - voided - taken, wallet.precision),
                 }
             )
+    if cancel:
+        effects.extend(
+            coupons.release_order(
+                session, tenant_id=tenant_id, program=program, order_id=order_id, now=now
+            )
+        )
     status = "cancelled" if cancel else order.status
     counted_before = order.status != "cancelled" and (
         order.refunded_minor < order.total_minor or order.total_minor == 0

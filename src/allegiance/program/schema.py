@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from allegiance.coupon.schemas import CouponSettings
+
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 Key = Annotated[str, Field(pattern=KEY_PATTERN)]
@@ -222,6 +224,7 @@ class Reward(Strict):
     stock: Annotated[int, Field(ge=0)] | None = None
     limit: Limit | None = None
     enabled: bool = True
+    coupon: CouponSettings | None = None  # how the redeemed reward's coupon code is made
 
     @model_validator(mode="after")
     def _window(self) -> Reward:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from allegiance.config import get_settings
+from allegiance.coupon.schemas import coupon_reward_errors
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
@@ -188,6 +189,8 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
             )
         if reward.eligible is not None:
             _check(errors, [*loc, "eligible"], reward.eligible, sample, MEMBER_ROOTS)
+        if reward.coupon is not None:
+            errors.extend(coupon_reward_errors(reward.type, reward.value, loc))
     if program.tiers:
         keys = [level.key for level in program.tiers.levels]
         if len(set(keys)) != len(keys):
