@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.coupon.models import Coupon, CouponUse
@@ -32,6 +32,36 @@ def get_coupons(
 
 def insert_coupons(session: Session, rows: list[dict[str, Any]]) -> None:
     bulk_insert(session, Coupon.__table__, rows, skip_conflicts_on=("tenant_id", "code"))
+
+
+def insert_codes(session: Session, base: dict[str, Any], codes: Iterable[str]) -> None:
+    """Insert one coupon per code, all alike but for the code; taken codes are skipped.
+
+    On Postgres the codes are copied into a temporary table and inserted in one statement
+    (executemany of 100,000 rows costs seconds of round trips); SQLite inserts in bulk.
+    """
+    if not is_postgres(session):
+        insert_coupons(session, [{**base, "code": c} for c in codes])
+        return
+    conn = session.connection()
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS coupon_codes_load (code varchar(64)) ON COMMIT DROP"
+    )
+    conn.exec_driver_sql("TRUNCATE coupon_codes_load")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy("COPY coupon_codes_load (code) FROM STDIN") as copy:
+        # codes are [A-Z0-9-] only: nothing to escape in COPY's text format
+        copy.write("".join(f"{c}\n" for c in codes))
+    columns = [name for name in base if name != "code"]
+    conn.execute(
+        text(
+            f"INSERT INTO coupons (code, {', '.join(columns)}) "
+            f"SELECT code, {', '.join(':' + name for name in columns)} FROM coupon_codes_load "
+            "ON CONFLICT (tenant_id, code) DO NOTHING"
+        ).bindparams(*(bindparam(name, type_=Coupon.__table__.c[name].type) for name in columns)),
+        base,
+    )
 
 
 def insert_coupon_if_new(session: Session, row: dict[str, Any]) -> bool:
@@ -75,14 +105,22 @@ def count_of_source(session: Session, tenant_id: str, source_type: str, source_i
 
 
 def codes_of_source(
-    session: Session, tenant_id: str, source_type: str, source_id: str, *, page: int = 5000
-) -> Iterator[list[Coupon]]:
-    """Coupons of one source in code order, a page at a time (keyset, bounded memory)."""
+    session: Session, tenant_id: str, source_type: str, source_id: str, *, page: int = 10_000
+) -> Iterator[list[Any]]:
+    """(code, starts_at, expires_at, max_uses, uses, status) of one source's coupons in code
+    order, a page at a time (keyset, bounded memory)."""
     after = ""
     while True:
         rows = list(
-            session.scalars(
-                select(Coupon)
+            session.execute(
+                select(
+                    Coupon.code,
+                    Coupon.starts_at,
+                    Coupon.expires_at,
+                    Coupon.max_uses,
+                    Coupon.uses,
+                    Coupon.status,
+                )
                 .where(
                     Coupon.tenant_id == tenant_id,
                     Coupon.source_type == source_type,
@@ -96,7 +134,7 @@ def codes_of_source(
         if not rows:
             return
         yield rows
-        after = rows[-1].code
+        after = rows[-1][0]
 
 
 def save_coupon(session: Session, coupon: Coupon) -> None:

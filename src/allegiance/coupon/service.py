@@ -32,7 +32,6 @@ CHARSETS = {
     "alphanumeric": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
     "numeric": "0123456789",
 }
-_random = secrets.SystemRandom()
 
 
 def normalize_code(code: str) -> str:
@@ -45,6 +44,7 @@ def normalize_code(code: str) -> str:
 def generate_codes(settings: CouponSettings, count: int) -> set[str]:
     """``count`` distinct random codes (fewer only when the code space is nearly full)."""
     charset = CHARSETS[settings.charset]
+    table, rejected = _byte_table(charset)
     prefix = settings.prefix.upper()
     length = settings.length
     found: set[str] = set()
@@ -52,9 +52,22 @@ def generate_codes(settings: CouponSettings, count: int) -> set[str]:
         missing = count - len(found)
         if missing <= 0:
             break
-        chars = "".join(_random.choices(charset, k=missing * length))
-        found.update(prefix + chars[i : i + length] for i in range(0, len(chars), length))
+        wanted = missing * length
+        chars = ""
+        while len(chars) < wanted:
+            # random bytes mapped onto the charset; bytes above the largest multiple of its
+            # size are dropped so every character is equally likely
+            raw = secrets.token_bytes((wanted - len(chars)) * 5 // 4 + 16)
+            chars += raw.translate(table, rejected).decode("ascii")
+        found.update(prefix + chars[i : i + length] for i in range(0, wanted, length))
     return found
+
+
+def _byte_table(charset: str) -> tuple[bytes, bytes]:
+    size = len(charset)
+    limit = 256 - 256 % size
+    table = bytes(ord(charset[b % size]) if b < limit else 0 for b in range(256))
+    return table, bytes(range(limit, 256))
 
 
 def _check_space(settings: CouponSettings, count: int) -> None:
@@ -165,7 +178,7 @@ def create_batch(
     made = 0
     for _ in range(20):
         codes = generate_codes(batch.settings, batch.count - made)
-        repository.insert_coupons(session, [{**base, "code": c} for c in codes])
+        repository.insert_codes(session, base, codes)
         made = repository.count_of_source(session, tenant_id, "batch", batch.id)
         if made >= batch.count:
             break
@@ -189,10 +202,10 @@ def batch_csv(session: Session, *, tenant_id: str, batch_id: str) -> Iterator[st
         yield "code,starts_at,expires_at,max_uses,uses,status\r\n"
         for page in repository.codes_of_source(session, tenant_id, "batch", batch_id):
             yield "".join(
-                f"{c.code},{c.starts_at.isoformat()},"
-                f"{c.expires_at.isoformat() if c.expires_at else ''},"
-                f"{c.max_uses},{c.uses},{c.status}\r\n"
-                for c in page
+                f"{code},{starts_at.isoformat()},"
+                f"{expires_at.isoformat() if expires_at else ''},"
+                f"{max_uses},{uses},{status}\r\n"
+                for code, starts_at, expires_at, max_uses, uses, status in page
             )
 
     return lines()
