@@ -278,3 +278,22 @@ def test_batch_is_idempotent_on_its_id_and_exports_csv(api: Api) -> None:
     assert len(rows) == 2000
     assert len({r["code"] for r in rows}) == 2000
     assert all(r["code"].isdigit() and len(r["code"]) == 6 for r in rows)
+
+
+def test_reward_coupon_settings_are_checked(api: Api) -> None:
+    reward = {"key": "ten-off", "cost": 1000, "type": "discount_fixed", "value": 10}
+    ok = {**BASIC_PROGRAM, "rewards": [{**reward, "coupon": {"valid_days": 30, "prefix": "R"}}]}
+    assert apply_program(api, ok)["rewards"][0]["coupon"]["valid_days"] == 30
+    for coupon, loc in (
+        ({"length": 3}, ["rewards", 0, "coupon", "length"]),
+        ({"charset": "emoji"}, ["rewards", 0, "coupon", "charset"]),
+    ):
+        bad = {**BASIC_PROGRAM, "rewards": [{**reward, "coupon": coupon}]}
+        response = api.put("/v1/program", json=bad)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"] == loc
+    no_value = {**reward, "coupon": {}}
+    no_value.pop("value")
+    response = api.put("/v1/program", json={**BASIC_PROGRAM, "rewards": [no_value]})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["rewards", 0, "value"]

@@ -137,6 +137,25 @@ def codes_of_source(
         after = rows[-1][0]
 
 
+def coupons_of_source(
+    session: Session, tenant_id: str, source_type: str, source_id: str
+) -> list[Coupon]:
+    """The few coupons of one source (an order's next-order coupons), locked on Postgres."""
+    stmt = (
+        select(Coupon)
+        .where(
+            Coupon.tenant_id == tenant_id,
+            Coupon.source_type == source_type,
+            Coupon.source_id == source_id,
+        )
+        .order_by(Coupon.code)
+        .limit(1000)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
 def save_coupon(session: Session, coupon: Coupon) -> None:
     session.execute(
         update(Coupon)

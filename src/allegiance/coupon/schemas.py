@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from allegiance.kit.money import decimal_places
 from allegiance.order.schemas import Cart
 
 Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=20)]
@@ -69,6 +70,13 @@ class CouponSettings(Strict):
     max_uses: Annotated[int, Field(ge=1, le=1_000_000)] = 1
 
 
+class IssueCoupon(Strict):
+    """An earning rule's effect: a coupon for the member's next order."""
+
+    discount: DiscountSpec
+    settings: CouponSettings = Field(default_factory=CouponSettings)
+
+
 class ValidateRequest(Strict):
     code: Code
     member_id: str | None = Field(default=None, max_length=255)
@@ -111,4 +119,15 @@ def coupon_reward_errors(
         errors.append({"loc": [*loc, "value"], "msg": f"a {reward_type} coupon needs 'value'"})
     if reward_type == "discount_percent" and value is not None and value > 100:
         errors.append({"loc": [*loc, "value"], "msg": "a percent is at most 100"})
+    return errors
+
+
+def spec_errors(spec: DiscountSpec, exponent: int, loc: list[str | int]) -> list[dict[str, object]]:
+    """Money of a discount spec with more decimals than the currency has."""
+    errors: list[dict[str, object]] = []
+    names = ["max_amount", "min_order"] + ([] if spec.type == "discount_percent" else ["value"])
+    for name in names:
+        value = getattr(spec, name)
+        if value is not None and decimal_places(value) > exponent:
+            errors.append({"loc": [*loc, name], "msg": f"more than {exponent} decimal places"})
     return errors

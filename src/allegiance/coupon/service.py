@@ -17,8 +17,14 @@ from sqlalchemy.orm import Session
 
 from allegiance.coupon import repository
 from allegiance.coupon.models import Coupon
-from allegiance.coupon.schemas import BatchCreate, CouponSettings, DiscountSpec, UseRequest
-from allegiance.errors import Conflict, NotFound, invalid
+from allegiance.coupon.schemas import (
+    BatchCreate,
+    CouponSettings,
+    DiscountSpec,
+    UseRequest,
+    spec_errors,
+)
+from allegiance.errors import Conflict, NotFound, ValidationFailed, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, to_minor
 
@@ -105,6 +111,7 @@ def issue_coupon(
     source_id: str | None,
     now: datetime,
     currency: str = "USD",
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Issue one coupon with a fresh code (to ``member_id`` when given).
 
@@ -116,13 +123,15 @@ def issue_coupon(
     starts_at, expires_at = _window(settings, now)
     exponent = currency_exponent(currency)
     balance = to_minor(spec.value, exponent) if spec.type == "gift_card" and spec.value else None
-    kind = "gift_card" if spec.type == "gift_card" else source_type
+    if spec.type == "gift_card":
+        kind = "gift_card"
+    kind = kind or ("batch" if source_type == "batch" else "reward")
     for _ in range(10):
         code = next(iter(generate_codes(settings, 1)))
         row = {
             "tenant_id": tenant_id,
             "code": code,
-            "kind": kind if kind in ("reward", "batch", "rule", "gift_card") else "reward",
+            "kind": kind,
             "member_id": member_id,
             "spec": _spec_json(spec),
             "starts_at": starts_at,
@@ -212,14 +221,9 @@ def batch_csv(session: Session, *, tenant_id: str, batch_id: str) -> Iterator[st
 
 
 def _check_spec(program: CompiledProgram, spec: DiscountSpec, loc: list[str | int]) -> None:
-    exponent = currency_exponent(program.currency)
-    for name in ("max_amount", "min_order"):
-        value = getattr(spec, name)
-        if value is not None and decimal_places(value) > exponent:
-            raise invalid([*loc, name], f"more than {exponent} decimal places")
-    value = spec.value
-    if spec.type != "discount_percent" and value is not None and decimal_places(value) > exponent:
-        raise invalid([*loc, "value"], f"more than {exponent} decimal places")
+    errors = spec_errors(spec, currency_exponent(program.currency), loc)
+    if errors:
+        raise ValidationFailed(str(errors[0]["msg"]), errors=errors)
 
 
 # ---- what a coupon gives ---------------------------------------------------------------------
@@ -397,7 +401,47 @@ def _take(
     repository.add_use(session, tenant_id, coupon.code, order_id, amount, now)
 
 
-def use_on_bookings(
+def book_coupons(
+    session: Session,
+    *,
+    tenant_id: str,
+    program: CompiledProgram,
+    bookings: list[Booking],
+    now: datetime,
+) -> None:
+    """Coupons of booked orders: use the codes they carry, then issue the next-order coupons
+    of the ``issue_coupon`` rules that applied (effects on each booking)."""
+    _use_on_bookings(session, tenant_id=tenant_id, program=program, bookings=bookings, now=now)
+    rules = {r.key: r for r in program.program.rules}
+    for booking in bookings:
+        o = booking.order
+        for key in booking.evaluation.issued:
+            issue = rules[key].issue_coupon
+            assert issue is not None
+            coupon = issue_coupon(
+                session,
+                tenant_id=tenant_id,
+                spec=issue.discount,
+                settings=issue.settings,
+                member_id=o.member_id,
+                source_type="order",
+                source_id=o.order_id,
+                now=o.placed_at,
+                currency=program.currency,
+                kind="rule",
+            )
+            booking.coupon_effects.append(
+                {
+                    "type": "reward_issued",
+                    "rule": key,
+                    "code": coupon["code"],
+                    "starts_at": coupon["starts_at"],
+                    "expires_at": coupon["expires_at"],
+                }
+            )
+
+
+def _use_on_bookings(
     session: Session,
     *,
     tenant_id: str,
@@ -453,13 +497,19 @@ def _give_back(session: Session, tenant_id: str, coupon: Coupon, amount: int) ->
 def release_order(
     session: Session, *, tenant_id: str, program: CompiledProgram, order_id: str, now: datetime
 ) -> list[dict[str, Any]]:
-    """Give back the coupon uses of a cancelled order (effects ``coupon_released``)."""
+    """Give back the coupon uses of a cancelled order (effects ``coupon_released``) and void
+    the next-order coupons it earned that are still unused (``coupon_voided``)."""
+    effects: list[dict[str, Any]] = []
+    for issued in repository.coupons_of_source(session, tenant_id, "order", order_id):
+        if issued.uses == 0 and issued.status == "active":
+            issued.status = "void"
+            repository.save_coupon(session, issued)
+            effects.append({"type": "coupon_voided", "code": issued.code})
     uses = repository.uses_of_order(session, tenant_id, order_id)
     if not uses:
-        return []
+        return effects
     found = repository.get_coupons(session, tenant_id, [u.code for u in uses], lock=True)
     exponent = currency_exponent(program.currency)
-    effects = []
     for use in uses:
         coupon = found.get(use.code)
         if coupon is None:

@@ -628,9 +628,7 @@ def book_orders(
                     )
     ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits, now=now)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
-    coupons.use_on_bookings(
-        session, tenant_id=tenant_id, program=program, bookings=bookings, now=now
-    )
+    coupons.book_coupons(session, tenant_id=tenant_id, program=program, bookings=bookings, now=now)
     for s in stats.values():
         if s["settle_at"] is not None and s["settle_at"] <= now:
             # history older than its own expiry: settle now so balances are never stale

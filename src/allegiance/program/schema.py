@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from allegiance.coupon.schemas import CouponSettings
+from allegiance.coupon.schemas import CouponSettings, IssueCoupon
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -119,6 +119,7 @@ class Rule(Strict):
     cap_per_order: Positive | None = None
     budget: Positive | None = None
     campaign: Key | None = None
+    issue_coupon: IssueCoupon | None = None  # a next-order coupon instead of points
 
     @field_validator("on")
     @classmethod
@@ -129,8 +130,11 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _effect(self) -> Rule:
-        if (self.earn is None) == (self.multiply is None):
-            raise ValueError("a rule has exactly one of 'earn' or 'multiply'")
+        effects = [self.earn, self.multiply, self.issue_coupon]
+        if sum(e is not None for e in effects) != 1:
+            raise ValueError("a rule has exactly one of 'earn', 'multiply' or 'issue_coupon'")
+        if self.issue_coupon is not None and self.on != "order.completed":
+            raise ValueError("issue_coupon rules apply to order.completed only")
         if self.multiply is not None and self.on != "order.completed":
             raise ValueError("multiply rules apply to order.completed only")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

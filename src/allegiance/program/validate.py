@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from allegiance.config import get_settings
-from allegiance.coupon.schemas import coupon_reward_errors
+from allegiance.coupon.schemas import coupon_reward_errors, spec_errors
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
@@ -152,6 +152,14 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                     "msg": "per_amount and per_quantity apply to orders; events earn fixed "
                     "or percent of event.properties.amount",
                 }
+            )
+        if rule.issue_coupon is not None:
+            errors.extend(
+                spec_errors(
+                    rule.issue_coupon.discount,
+                    currency_exponent(program.currency),
+                    [*loc, "issue_coupon", "discount"],
+                )
             )
         if rule.campaign and rule.campaign not in campaigns:
             errors.append({"loc": [*loc, "campaign"], "msg": f"unknown campaign {rule.campaign!r}"})
