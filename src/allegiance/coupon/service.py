@@ -412,11 +412,10 @@ def book_coupons(
     """Coupons of booked orders: use the codes they carry, then issue the next-order coupons
     of the ``issue_coupon`` rules that applied (effects on each booking)."""
     _use_on_bookings(session, tenant_id=tenant_id, program=program, bookings=bookings, now=now)
-    rules = {r.key: r for r in program.program.rules}
     for booking in bookings:
         o = booking.order
         for key in booking.evaluation.issued:
-            issue = rules[key].issue_coupon
+            issue = next(r.issue_coupon for r in program.program.rules if r.key == key)
             assert issue is not None
             coupon = issue_coupon(
                 session,
