@@ -206,11 +206,16 @@ def test_booking_uses_the_coupon_once_and_cancel_releases_it(
 def test_evaluate_lists_the_cart_coupons(api: Api) -> None:
     apply_program(api, BASIC_PROGRAM)
     [code] = batch(api, "b1", {"type": "discount_percent", "value": 10})
-    response = api.post("/v1/evaluate", json=cart("40.00", coupon_codes=[code, "PROMO"]))
+    [big] = batch(api, "b2", {"type": "discount_fixed", "value": 5, "min_order": 100})
+    body = cart("40.00", coupon_codes=[code.lower(), "PROMO", big])
+    response = api.post("/v1/evaluate", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["coupons"] == [
-        {"code": code, "valid": True, "discount": "4.00", "reason": None}
+        {"code": code, "valid": True, "discount": "4.00", "reason": None},
+        {"code": big, "valid": False, "discount": "0.00", "reason": "min_order_not_met"},
     ]
+    # a dry run: nothing used
+    assert api.get(f"/v1/coupons/{code}").json()["uses"] == 0
 
 
 def test_explicit_redeem_and_release(api: Api) -> None:

@@ -80,6 +80,11 @@ def test_cancelling_the_order_voids_its_unused_coupon(api: Api) -> None:
     cancel = api.post("/v1/orders/o1/cancel")
     assert {"type": "coupon_voided", "code": issued["code"]} in cancel.json()["effects"]
     assert api.get(f"/v1/coupons/{issued['code']}").json()["status"] == "void"
+    check = api.post(
+        "/v1/coupons/validate",
+        json={"code": issued["code"], "member_id": "m1", "cart": {"items": [{"amount": "9"}]}},
+    )
+    assert check.json()["reason"] == "void"
 
 
 def test_issue_coupon_rules_are_checked(api: Api) -> None:
