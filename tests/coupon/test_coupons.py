@@ -174,6 +174,17 @@ def test_unknown_code_and_bad_input(api: Api) -> None:
     )
     assert small.status_code == 422, small.text
     assert small.json()["errors"][0]["loc"] == ["body", "settings", "length"]
+    cents = api.post(
+        "/v1/coupons/validate", json={"code": "X", "cart": {"items": [{"amount": "1.001"}]}}
+    )
+    assert cents.status_code == 422, cents.text
+    assert cents.json()["errors"][0]["loc"] == ["cart", "items", 0, "amount"]
+    money = api.post(
+        "/v1/coupon-batches",
+        json={"id": "b", "count": 1, "discount": {"type": "discount_fixed", "value": "1.005"}},
+    )
+    assert money.status_code == 422, money.text
+    assert money.json()["errors"][0]["loc"] == ["body", "discount", "value"]
     assert api.get("/v1/coupons/NOPE").json()["code"] == "coupon_not_found"
     assert api.get("/v1/coupon-batches/none/codes.csv").status_code == 404
 

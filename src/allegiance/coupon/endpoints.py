@@ -25,7 +25,7 @@ def post_validate(
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id)
         cart = prepare_order(
-            program, body.cart, order_id=body.cart.id, now=caller.now, loc_prefix="body"
+            program, body.cart, order_id=body.cart.id, now=caller.now, loc_prefix="cart"
         )
         return json_response(
             service.validate_coupon(

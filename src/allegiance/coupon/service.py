@@ -272,7 +272,7 @@ def compute_discount(
         raw = Decimal(matching) * _dec(spec.value) / Decimal(100)
         amount = int(raw.quantize(Decimal(1), rounding=ROUND_HALF_UP))
     elif spec.type == "free_shipping":
-        amount = to_minor(_dec(cart.payload.get("shipping_amount")), exponent)
+        amount = to_minor(_dec(cart.context["order"]["shipping_amount"]), exponent)
     elif spec.type == "free_product":
         wanted = Decimal(spec.quantity)
         found = [line for line in cart.lines if line.context.get("sku") == spec.sku]
@@ -377,7 +377,7 @@ def evaluate_codes(
 ) -> list[dict[str, Any]]:
     """The cart's coupon codes that are coupons here, each with what it would give (codes
     that are not coupons, such as promotion codes, are not listed)."""
-    codes = [normalize_code(c) for c in cart.payload.get("coupon_codes", [])]
+    codes = [normalize_code(c) for c in _codes(cart)]
     found = repository.get_coupons(session, tenant_id, codes)
     exponent = currency_exponent(program.currency)
     return [
@@ -385,6 +385,10 @@ def evaluate_codes(
         for code in dict.fromkeys(codes)
         if code in found
     ]
+
+
+def _codes(cart: PreparedOrder) -> list[str]:
+    return [str(c) for c in cart.context["order"].get("coupon_codes") or []]
 
 
 def _take(
@@ -452,9 +456,7 @@ def _use_on_bookings(
     on each booking). Codes that are not coupons are left alone; a refused coupon never stops
     the order: the shop has charged it already."""
     wanted = {
-        b.order.order_id: list(
-            dict.fromkeys(normalize_code(c) for c in b.order.payload.get("coupon_codes", []))
-        )
+        b.order.order_id: list(dict.fromkeys(normalize_code(c) for c in _codes(b.order)))
         for b in bookings
     }
     codes = sorted({c for cs in wanted.values() for c in cs})
