@@ -313,3 +313,13 @@ def test_reward_coupon_settings_are_checked(api: Api) -> None:
     response = api.put("/v1/program", json={**BASIC_PROGRAM, "rewards": [no_value]})
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["loc"] == ["rewards", 0, "value"]
+
+
+def test_a_batch_tops_up_codes_taken_by_an_earlier_batch(api: Api) -> None:
+    apply_program(api, BASIC_PROGRAM)
+    settings = {"length": 4, "charset": "numeric"}
+    # 1,000 of 10,000 possible codes are taken: the second batch draws about 100 of them again
+    first = set(batch(api, "b1", {"type": "free_shipping"}, count=1000, settings=settings))
+    second = set(batch(api, "b2", {"type": "free_shipping"}, count=1000, settings=settings))
+    assert len(first) == len(second) == 1000
+    assert not first & second
