@@ -1,6 +1,7 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
 from allegiance.b2b.models import Account
+from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
@@ -17,6 +18,8 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "Coupon",
+    "CouponUse",
     "Event",
     "IdempotencyRecord",
     "LedgerAccount",

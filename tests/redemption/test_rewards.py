@@ -189,8 +189,8 @@ def test_reward_document_errors_are_located(api: Api) -> None:
     response = api.put("/v1/program", json=bad)
     assert response.status_code == 422
     locs = {tuple(e["loc"]) for e in response.json()["errors"]}
-    assert ("rewards", 0) in locs  # needs value
-    assert ("rewards", 2) in locs  # needs days
+    assert ("rewards", 0, "value") in locs
+    assert ("rewards", 2, "days") in locs
     bad["rewards"] = bad["rewards"][1:2] + bad["rewards"][3:]
     response = api.put("/v1/program", json=bad)
     locs = {tuple(e["loc"]) for e in response.json()["errors"]}
@@ -250,3 +250,46 @@ def test_shipping_address_is_exported_and_erased(shop: Api) -> None:
     assert exported["redemptions"][0]["shipping_address"]["line1"] == "1 Main St"
     assert shop.delete("/v1/members/m1").status_code == 204
     assert shop.get("/v1/redemptions/t1").json()["shipping_address"] is None
+
+
+COUPON_REWARDS: list[dict[str, Any]] = [
+    {"key": "ten-off", "cost": 5, "type": "discount_fixed", "value": 10,
+     "coupon": {"prefix": "TEN-", "valid_days": 30}},
+    {"key": "gift", "cost": 5, "type": "gift_card", "value": 25},
+    {"key": "pwp", "type": "cashback", "coupon": {"valid_days": 1}},
+]  # fmt: skip
+
+
+def test_coupon_rewards_issue_codes_the_checkout_uses(shop: Api, tenant: tuple[str, str]) -> None:
+    apply_program(shop, {**PROGRAM, "rewards": PROGRAM["rewards"] + COUPON_REWARDS})
+    shop.now = "2026-04-01T10:00:00Z"
+    seed(shop, "m1", 50)
+    body = redeem(shop, "m1", "c1", "ten-off").json()
+    code = body["coupon"]["code"]
+    assert code.startswith("TEN-")
+    assert body["coupon"]["expires_at"] == "2026-05-01T10:00:00+00:00"
+    cart = {"items": [{"sku": "a", "amount": "40.00"}]}
+    check = shop.post("/v1/coupons/validate", json={"code": code, "member_id": "m1", "cart": cart})
+    assert check.json()["valid"] is True
+    assert check.json()["discount"] == "10.00"
+    preview = shop.post("/v1/evaluate", json={"member_id": "m1", "coupon_codes": [code], **cart})
+    assert [c["code"] for c in preview.json()["coupons"]] == [code]
+    assert preview.json()["codes"] == []  # not an unknown promotion code
+    # cancelled before use: the coupon is void and the points come back
+    back = shop.patch("/v1/redemptions/c1", json={"fulfilment": "cancelled"}).json()
+    assert back["balances"]["points"]["active"] == 50
+    assert shop.get(f"/v1/coupons/{code}").json()["status"] == "void"
+    # used at checkout: the redemption can no longer be cancelled
+    code = redeem(shop, "m1", "c2", "ten-off").json()["coupon"]["code"]
+    order = {"id": "o1", "member_id": "m1", "coupon_codes": [code], **cart}
+    booked = shop.post("/v1/orders", json=order).json()
+    assert {"type": "coupon_used", "code": code, "discount": "10.00"} in booked["effects"]
+    late = shop.patch("/v1/redemptions/c2", json={"fulfilment": "cancelled"})
+    assert late.json()["code"] == "coupon_used"
+    gift = redeem(shop, "m1", "g1", "gift").json()["coupon"]
+    assert gift["balance"] == "25.00"
+    # pay with points as a code: 20 points at 2.00 = 40.00 off
+    pwp = redeem(shop, "m1", "p1", "pwp", points=20).json()
+    assert pwp["issued"]["value"] == "40.00"
+    assert shop.get(f"/v1/coupons/{pwp['coupon']['code']}").json()["discount"]["value"] == "40.00"
+    assert ledger_ok(tenant[0]) == []

@@ -73,6 +73,7 @@ class Evaluation:
     applied: list[str] = field(default_factory=list)
     shares: list[Share] = field(default_factory=list)  # earn shares with amounts (minor units)
     multipliers: list[Share] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)  # applied issue_coupon rules
     totals_minor: dict[str, int] = field(default_factory=dict)
 
 
@@ -178,7 +179,9 @@ def evaluate(
             if not matches:
                 continue
         wallet = c.wallet
-        if c.rule.multiply is not None:
+        if c.rule.issue_coupon is not None:
+            result.issued.append(c.rule.key)
+        elif c.rule.multiply is not None:
             factor = c.rule.multiply.factor
             if c.items is not None:
                 factors = line_factor[wallet]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from allegiance.b2b import repository as accounts_repo
 from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
+from allegiance.coupon import service as coupons
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
@@ -72,6 +73,7 @@ class Booking:
     evaluation: Evaluation = field(default_factory=Evaluation)
     credits: list[Credit] = field(default_factory=list)
     tier_effects: list[dict[str, Any]] = field(default_factory=list)
+    coupon_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
     promotion_effects: list[dict[str, Any]] = field(default_factory=list)
 
@@ -732,6 +734,7 @@ def book_orders(
     )
     ledger.credit(session, tenant_id=tenant_id, program=program.program, credits=credits, now=now)
     earning.save_usage(session, tenant_id=tenant_id, usage=usage)
+    coupons.book_coupons(session, tenant_id=tenant_id, program=program, bookings=bookings, now=now)
     for s in stats.values():
         if s["settle_at"] is not None and s["settle_at"] <= now:
             # history older than its own expiry: settle now so balances are never stale
@@ -906,7 +909,8 @@ def order_response(
         "rules_applied": booking.evaluation.applied,
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
         + booking.tier_effects
-        + booking.promotion_effects,
+        + booking.promotion_effects
+        + booking.coupon_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -964,6 +968,9 @@ def evaluate_cart(
         membership=found.membership,
         extra_perks=found.perks,
     )
+    coupon_results = coupons.evaluate_codes(
+        session, tenant_id=tenant_id, program=program, cart=cart
+    )
     offers = promotions.cart_response(
         promotions.evaluate(
             program,
@@ -983,6 +990,13 @@ def evaluate_cart(
         cart,
         currency_exponent(program.currency),
     )
+    # a generated coupon is reported under "coupons", not as an unknown promotion code
+    coupon_codes = {c["code"].upper() for c in coupon_results}
+    offers["codes"] = [
+        c
+        for c in offers.get("codes", [])
+        if not (c["status"] == "unknown" and c["code"].upper() in coupon_codes)
+    ]
     wallets = program.program.wallets
     points: dict[str, int] = {}
     for share in evaluation.shares:
@@ -1037,6 +1051,7 @@ def evaluate_cart(
         **offers,
         **prices,
         "rewards": _affordable(session, tenant_id, program, member, now) if known else [],
+        "coupons": coupon_results,
     }
 
 
@@ -1212,6 +1227,12 @@ def _reverse(
                     "not_reversed": number(delta - voided - taken, wallet.precision),
                 }
             )
+    if cancel:
+        effects.extend(
+            coupons.release_order(
+                session, tenant_id=tenant_id, program=program, order_id=order_id, now=now
+            )
+        )
     status = "cancelled" if cancel else order.status
     if cancel:
         promotions.release(session, tenant_id=tenant_id, stored=order.promotions)

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from allegiance.coupon.schemas import CouponSettings, IssueCoupon
+
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
 EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 Key = Annotated[str, Field(pattern=KEY_PATTERN)]
@@ -117,6 +119,7 @@ class Rule(Strict):
     cap_per_order: Positive | None = None
     budget: Positive | None = None
     campaign: Key | None = None
+    issue_coupon: IssueCoupon | None = None  # a next-order coupon instead of points
 
     @field_validator("on")
     @classmethod
@@ -127,8 +130,11 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _effect(self) -> Rule:
-        if (self.earn is None) == (self.multiply is None):
-            raise ValueError("a rule has exactly one of 'earn' or 'multiply'")
+        effects = [self.earn, self.multiply, self.issue_coupon]
+        if sum(e is not None for e in effects) != 1:
+            raise ValueError("a rule has exactly one of 'earn', 'multiply' or 'issue_coupon'")
+        if self.issue_coupon is not None and self.on != "order.completed":
+            raise ValueError("issue_coupon rules apply to order.completed only")
         if self.multiply is not None and self.on != "order.completed":
             raise ValueError("multiply rules apply to order.completed only")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
@@ -207,6 +213,16 @@ RewardType = Literal[
 ]
 
 
+REWARD_NEEDS: dict[str, tuple[str, ...]] = {
+    "discount_fixed": ("value",),
+    "discount_percent": ("value",),
+    "free_product": ("sku",),
+    "store_credit": ("value",),
+    "gift_card": ("value",),
+    "access": ("perk", "days"),
+}
+
+
 class Reward(Strict):
     """A catalog entry members spend points on (``POST /v1/members/{id}/redemptions``)."""
 
@@ -234,22 +250,12 @@ class Reward(Strict):
     stock: Annotated[int, Field(ge=0)] | None = None
     limit: Limit | None = None
     enabled: bool = True
+    coupon: CouponSettings | None = None  # how the redeemed reward's coupon code is made
 
     @model_validator(mode="after")
     def _shape(self) -> Reward:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
-        needs: dict[str, tuple[str, ...]] = {
-            "discount_fixed": ("value",),
-            "discount_percent": ("value",),
-            "free_product": ("sku",),
-            "store_credit": ("value",),
-            "gift_card": ("value",),
-            "access": ("perk", "days"),
-        }
-        missing = [k for k in needs.get(self.type, ()) if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"a {self.type} reward needs {' and '.join(missing)}")
         if self.cost is None and self.type != "cashback":
             raise ValueError("a reward needs a cost in points")
         if self.type == "discount_percent" and self.value is not None and self.value > 100:

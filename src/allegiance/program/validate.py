@@ -11,11 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from allegiance.config import get_settings
+from allegiance.coupon.schemas import coupon_reward_errors, spec_errors
 from allegiance.kit.clock import as_utc, zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.coalition import partner_point_value
-from allegiance.program.schema import Program
+from allegiance.program.schema import REWARD_NEEDS, Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -151,6 +152,14 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                     "msg": "per_amount and per_quantity apply to orders; events earn fixed "
                     "or percent of event.properties.amount",
                 }
+            )
+        if rule.issue_coupon is not None:
+            errors.extend(
+                spec_errors(
+                    rule.issue_coupon.discount,
+                    currency_exponent(program.currency),
+                    [*loc, "issue_coupon", "discount"],
+                )
             )
         if rule.campaign and rule.campaign not in campaigns:
             errors.append({"loc": [*loc, "campaign"], "msg": f"unknown campaign {rule.campaign!r}"})
@@ -315,6 +324,11 @@ def _check_rewards(errors: list[dict[str, Any]], program: Program, sample: dict[
             )
         if reward.eligible is not None:
             _check(errors, [*loc, "eligible"], reward.eligible, sample, MEMBER_ROOTS)
+        missing = [k for k in REWARD_NEEDS.get(reward.type, ()) if getattr(reward, k) is None]
+        for name in missing:
+            errors.append({"loc": [*loc, name], "msg": f"a {reward.type} reward needs {name}"})
+        if reward.coupon is not None and not missing:
+            errors.extend(coupon_reward_errors(reward.type, reward.value, loc))
 
 
 def _first_credit_wallet(program: Program) -> str | None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.coupon import service as coupons
+from allegiance.coupon.schemas import CouponSettings, DiscountSpec
 from allegiance.errors import Conflict, InsufficientPoints
 from allegiance.kit.money import currency_exponent, money_str, number, round_to_minor, to_minor
 from allegiance.ledger import service as ledger
@@ -80,11 +82,59 @@ def issue(
     elif reward.type == "cashback":
         value_minor = cashback_value(program, reward, redemption.points_minor)
         issued["value"] = money_str(value_minor, exponent)
-    elif reward.value is not None and reward.type in ("discount_fixed", "gift_card"):
-        issued["value"] = money_str(
-            to_minor(reward.value * redemption.quantity, exponent), exponent
-        )
+        if reward.coupon is not None and value_minor > 0:
+            # pay with points as a code the checkout applies: a fixed discount of the value
+            spec = DiscountSpec(type="discount_fixed", value=Decimal(value_minor).scaleb(-exponent))
+            issued["coupon"] = _coupon(session, tenant_id, program, reward, redemption, spec, now)
+    elif reward.type in COUPON_TYPES:
+        coupons = [
+            _coupon(session, tenant_id, program, reward, redemption, _spec(reward), now)
+            for _ in range(redemption.quantity)
+        ]
+        issued["coupon"] = coupons[0]
+        if len(coupons) > 1:
+            issued["coupons"] = coupons
     return issued
+
+
+COUPON_TYPES = ("discount_fixed", "discount_percent", "free_shipping", "free_product", "gift_card")
+
+
+def _spec(reward: Reward) -> DiscountSpec:
+    return DiscountSpec(
+        type=reward.type,  # type: ignore[arg-type]  # one of COUPON_TYPES
+        value=reward.value,
+        max_amount=reward.max_amount,
+        sku=reward.sku,
+        quantity=reward.quantity,
+    )
+
+
+def _coupon(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    reward: Reward,
+    redemption: Redemption,
+    spec: DiscountSpec,
+    now: datetime,
+) -> dict[str, Any]:
+    """A coupon for the member who redeemed, made with the reward's coupon settings."""
+    found = coupons.issue_coupon(
+        session,
+        tenant_id=tenant_id,
+        spec=spec,
+        settings=reward.coupon or CouponSettings(),
+        member_id=redemption.member_id,
+        source_type="redemption",
+        source_id=redemption.redemption_id,
+        now=now,
+        currency=program.currency,
+    )
+    coupon = {k: found.get(k) for k in ("code", "starts_at", "expires_at")}
+    if found.get("balance") is not None:
+        coupon["balance"] = found["balance"]
+    return coupon
 
 
 def revoke(
@@ -96,6 +146,13 @@ def revoke(
     now: datetime,
 ) -> None:
     """Take back what a cancelled redemption gave; 409 when it can no longer be taken back."""
+    if redemption.issued and (redemption.issued.get("coupon") or redemption.issued.get("coupons")):
+        coupons.void_coupons_of(
+            session,
+            tenant_id=tenant_id,
+            source_type="redemption",
+            source_id=redemption.redemption_id,
+        )
     credit = redemption.issued.get("credit") if redemption.issued else None
     if credit:
         wallet = program.program.wallets.get(credit["wallet"])

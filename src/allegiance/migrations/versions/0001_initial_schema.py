@@ -333,9 +333,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "subscription_id"),
     )
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_subscriptions_member", ["tenant_id", "member_id"], unique=False
-        )
+        batch_op.create_index("ix_subscriptions_member", ["tenant_id", "member_id"], unique=False)
         batch_op.create_index(
             "ix_subscriptions_due", ["tenant_id", "status", "current_period_end"], unique=False
         )
@@ -561,8 +559,58 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_referrals_order", ["tenant_id", "order_id"], unique=False)
 
+    op.create_table(
+        "coupon_uses",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.String(length=255), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("used_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("released_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", "code", "order_id"),
+    )
+    with op.batch_alter_table("coupon_uses", schema=None) as batch_op:
+        batch_op.create_index("ix_coupon_uses_order", ["tenant_id", "order_id"], unique=False)
+
+    op.create_table(
+        "coupons",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=True),
+        sa.Column(
+            "spec",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("starts_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("max_uses", sa.Integer(), nullable=False),
+        sa.Column("uses", sa.Integer(), nullable=False),
+        sa.Column("balance_minor", sa.BigInteger(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("source_type", sa.String(length=20), nullable=False),
+        sa.Column("source_id", sa.String(length=255), nullable=True),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "code"),
+    )
+    with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.create_index("ix_coupons_member", ["tenant_id", "member_id"], unique=False)
+        batch_op.create_index(
+            "ix_coupons_source", ["tenant_id", "source_type", "source_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.drop_index("ix_coupons_source")
+        batch_op.drop_index("ix_coupons_member")
+
+    op.drop_table("coupons")
+    with op.batch_alter_table("coupon_uses", schema=None) as batch_op:
+        batch_op.drop_index("ix_coupon_uses_order")
+
+    op.drop_table("coupon_uses")
     with op.batch_alter_table("referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_referrals_order")
         batch_op.drop_index("ix_referrals_due")

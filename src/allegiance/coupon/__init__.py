@@ -1,0 +1,1 @@
+"""Coupons: single- and multi-use codes, campaign batches, gift cards."""
