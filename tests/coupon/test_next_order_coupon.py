@@ -113,7 +113,7 @@ def test_issue_coupon_rules_are_checked(api: Api) -> None:
     assert response.status_code == 422, response.text
     text = response.text
     assert "order.completed only" in text
-    assert "exactly one of 'earn', 'multiply' or 'issue_coupon'" in text
+    assert "exactly one of 'earn', 'multiply', 'issue_coupon' or 'issue_reward'" in text
     z = {**bad, "rules": bad["rules"][2:]}
     response = api.put("/v1/program", json=z)
     assert response.status_code == 422, response.text

@@ -293,3 +293,69 @@ def test_coupon_rewards_issue_codes_the_checkout_uses(shop: Api, tenant: tuple[s
     assert pwp["issued"]["value"] == "40.00"
     assert shop.get(f"/v1/coupons/{pwp['coupon']['code']}").json()["discount"]["value"] == "40.00"
     assert ledger_ok(tenant[0]) == []
+
+
+def test_a_rule_gives_a_catalog_rewards_coupon_for_the_next_order(
+    shop: Api, tenant: tuple[str, str]
+) -> None:
+    program = {
+        **PROGRAM,
+        "rewards": PROGRAM["rewards"] + COUPON_REWARDS,
+        "rules": PROGRAM["rules"]
+        + [
+            {
+                "key": "thank-you",
+                "on": "order.completed",
+                "when": "order.total >= 50.0",
+                "issue_reward": {"reward": "ten-off"},
+                "limit": {"per_member": 1, "period": "lifetime"},
+            }
+        ],
+    }
+    apply_program(shop, program)
+    shop.now = "2026-04-01T10:00:00Z"
+    first = shop.post("/v1/orders", json={"id": "o1", "member_id": "m1", "items": [
+        {"sku": "a", "amount": "60.00"}]}).json()  # fmt: skip
+    issued = [e for e in first["effects"] if e["type"] == "reward_issued"]
+    assert issued[0]["rule"] == "thank-you"
+    assert issued[0]["code"].startswith("TEN-")
+    assert issued[0]["expires_at"] == "2026-05-01T10:00:00+00:00"
+    second = shop.post("/v1/orders", json={"id": "o2", "member_id": "m1", "items": [
+        {"sku": "a", "amount": "60.00"}], "coupon_codes": [issued[0]["code"]]}).json()  # fmt: skip
+    assert {"type": "coupon_used", "code": issued[0]["code"], "discount": "10.00"} in (
+        second["effects"]
+    )
+    assert not [e for e in second["effects"] if e["type"] == "reward_issued"]  # limit: once
+    bad = {**program, "rules": [{**program["rules"][-1], "issue_reward": {"reward": "tote"}}]}
+    refused = shop.put("/v1/program", json=bad)
+    assert refused.json()["errors"][0]["loc"] == ["rules", 0, "issue_reward", "reward"]
+    assert ledger_ok(tenant[0]) == []
+
+
+def test_store_credit_is_spent_through_a_cashback_reward(
+    shop: Api, tenant: tuple[str, str]
+) -> None:
+    """Cashback earned as store credit pays part of an order like points do."""
+    cashback = {
+        "key": "cashback",
+        "on": "order.completed",
+        "earn": {"wallet": "credit", "percent": 5},
+    }
+    program = {
+        **PROGRAM,
+        "rules": [cashback],
+        "rewards": [{"key": "use-credit", "type": "cashback", "wallet": "credit", "cost": 0.01}],
+    }
+    apply_program(shop, program)
+    booked = shop.post("/v1/orders", json={"id": "o1", "member_id": "m1", "items": [
+        {"sku": "a", "amount": "100.00"}]}).json()  # fmt: skip
+    assert booked["balances"]["credit"]["active"] == 5.0
+    catalog = shop.get("/v1/members/m1/rewards").json()["data"][0]
+    assert (catalog["max_points"], catalog["max_value"]) == (5.0, "5.00")
+    paid = redeem(shop, "m1", "u1", "use-credit", points="3.50").json()
+    assert paid["issued"] == {"value": "3.50"}
+    assert paid["balances"]["credit"]["active"] == 1.5
+    assert redeem(shop, "m1", "u2", "use-credit", points="9.00").json()["code"] == (
+        "insufficient_points"
+    )
+    assert ledger_ok(tenant[0]) == []

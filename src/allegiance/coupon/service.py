@@ -31,6 +31,7 @@ from allegiance.kit.money import currency_exponent, decimal_places, money_str, t
 if TYPE_CHECKING:
     from allegiance.order.service import Booking, PreparedOrder
     from allegiance.program.compiled import CompiledProgram
+from allegiance.program.schema import Reward
 
 CHARSETS = {
     # no 0/O, 1/I/L: codes read aloud or typed from a receipt
@@ -405,6 +406,17 @@ def _take(
     repository.add_use(session, tenant_id, coupon.code, order_id, amount, now)
 
 
+def reward_spec(reward: Reward) -> DiscountSpec:
+    """What a coupon-giving catalog reward's coupon gives."""
+    return DiscountSpec(
+        type=reward.type,  # type: ignore[arg-type]  # one of COUPON_REWARD_TYPES
+        value=reward.value,
+        max_amount=reward.max_amount,
+        sku=reward.sku,
+        quantity=reward.quantity,
+    )
+
+
 def book_coupons(
     session: Session,
     *,
@@ -419,13 +431,20 @@ def book_coupons(
     for booking in bookings:
         o = booking.order
         for key in booking.evaluation.issued:
-            issue = next(r.issue_coupon for r in program.program.rules if r.key == key)
-            assert issue is not None
+            rule = next(r for r in program.program.rules if r.key == key)
+            if rule.issue_reward is not None:
+                reward = next(
+                    r for r in program.program.rewards if r.key == rule.issue_reward.reward
+                )
+                spec, settings = reward_spec(reward), reward.coupon or CouponSettings()
+            else:
+                assert rule.issue_coupon is not None
+                spec, settings = rule.issue_coupon.discount, rule.issue_coupon.settings
             coupon = issue_coupon(
                 session,
                 tenant_id=tenant_id,
-                spec=issue.discount,
-                settings=issue.settings,
+                spec=spec,
+                settings=settings,
                 member_id=o.member_id,
                 source_type="order",
                 source_id=o.order_id,

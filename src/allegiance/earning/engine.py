@@ -179,7 +179,7 @@ def evaluate(
             if not matches:
                 continue
         wallet = c.wallet
-        if c.rule.issue_coupon is not None:
+        if c.rule.issue_coupon is not None or c.rule.issue_reward is not None:
             result.issued.append(c.rule.key)
         elif c.rule.multiply is not None:
             factor = c.rule.multiply.factor

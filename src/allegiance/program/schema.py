@@ -102,6 +102,13 @@ class Multiply(Strict):
     wallet: Key | None = None
 
 
+class IssueReward(Strict):
+    """An earning rule's effect: the coupon of a catalog reward, given without points (a
+    next-order coupon)."""
+
+    reward: Key
+
+
 class Rule(Strict):
     key: Key
     name: str | None = None
@@ -120,6 +127,7 @@ class Rule(Strict):
     budget: Positive | None = None
     campaign: Key | None = None
     issue_coupon: IssueCoupon | None = None  # a next-order coupon instead of points
+    issue_reward: IssueReward | None = None  # a catalog reward's coupon, free
 
     @field_validator("on")
     @classmethod
@@ -130,11 +138,13 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _effect(self) -> Rule:
-        effects = [self.earn, self.multiply, self.issue_coupon]
+        effects = [self.earn, self.multiply, self.issue_coupon, self.issue_reward]
         if sum(e is not None for e in effects) != 1:
-            raise ValueError("a rule has exactly one of 'earn', 'multiply' or 'issue_coupon'")
-        if self.issue_coupon is not None and self.on != "order.completed":
-            raise ValueError("issue_coupon rules apply to order.completed only")
+            raise ValueError(
+                "a rule has exactly one of 'earn', 'multiply', 'issue_coupon' or 'issue_reward'"
+            )
+        if (self.issue_coupon or self.issue_reward) is not None and self.on != "order.completed":
+            raise ValueError("issue_coupon and issue_reward rules apply to order.completed only")
         if self.multiply is not None and self.on != "order.completed":
             raise ValueError("multiply rules apply to order.completed only")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
@@ -213,6 +223,10 @@ RewardType = Literal[
 ]
 
 
+# reward types whose redemption gives a coupon code
+COUPON_REWARD_TYPES = (
+    "discount_fixed", "discount_percent", "free_shipping", "free_product", "gift_card",
+)  # fmt: skip
 REWARD_NEEDS: dict[str, tuple[str, ...]] = {
     "discount_fixed": ("value",),
     "discount_percent": ("value",),

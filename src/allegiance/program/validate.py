@@ -16,7 +16,7 @@ from allegiance.kit.clock import as_utc, zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.coalition import partner_point_value
-from allegiance.program.schema import REWARD_NEEDS, Program
+from allegiance.program.schema import COUPON_REWARD_TYPES, REWARD_NEEDS, Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -161,6 +161,16 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
                     [*loc, "issue_coupon", "discount"],
                 )
             )
+        if rule.issue_reward is not None:
+            target = next((r for r in program.rewards if r.key == rule.issue_reward.reward), None)
+            if target is None or target.type not in COUPON_REWARD_TYPES:
+                errors.append(
+                    {
+                        "loc": [*loc, "issue_reward", "reward"],
+                        "msg": "must name a reward that gives a coupon (discount_fixed, "
+                        "discount_percent, free_shipping, free_product or gift_card)",
+                    }
+                )
         if rule.campaign and rule.campaign not in campaigns:
             errors.append({"loc": [*loc, "campaign"], "msg": f"unknown campaign {rule.campaign!r}"})
     budget_wallets: dict[str, set[str]] = {}

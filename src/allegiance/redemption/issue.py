@@ -19,7 +19,7 @@ from allegiance.kit.money import currency_exponent, money_str, number, round_to_
 from allegiance.ledger import service as ledger
 from allegiance.ledger.service import Credit
 from allegiance.program.compiled import CompiledProgram
-from allegiance.program.schema import Reward
+from allegiance.program.schema import COUPON_REWARD_TYPES, Reward
 from allegiance.redemption.models import Redemption
 
 
@@ -86,28 +86,16 @@ def issue(
             # pay with points as a code the checkout applies: a fixed discount of the value
             spec = DiscountSpec(type="discount_fixed", value=Decimal(value_minor).scaleb(-exponent))
             issued["coupon"] = _coupon(session, tenant_id, program, reward, redemption, spec, now)
-    elif reward.type in COUPON_TYPES:
-        coupons = [
-            _coupon(session, tenant_id, program, reward, redemption, _spec(reward), now)
+    elif reward.type in COUPON_REWARD_TYPES:
+        spec = coupons.reward_spec(reward)
+        given = [
+            _coupon(session, tenant_id, program, reward, redemption, spec, now)
             for _ in range(redemption.quantity)
         ]
-        issued["coupon"] = coupons[0]
-        if len(coupons) > 1:
-            issued["coupons"] = coupons
+        issued["coupon"] = given[0]
+        if len(given) > 1:
+            issued["coupons"] = given
     return issued
-
-
-COUPON_TYPES = ("discount_fixed", "discount_percent", "free_shipping", "free_product", "gift_card")
-
-
-def _spec(reward: Reward) -> DiscountSpec:
-    return DiscountSpec(
-        type=reward.type,  # type: ignore[arg-type]  # one of COUPON_TYPES
-        value=reward.value,
-        max_amount=reward.max_amount,
-        sku=reward.sku,
-        quantity=reward.quantity,
-    )
 
 
 def _coupon(
