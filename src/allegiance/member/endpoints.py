@@ -2,17 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
-from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
-from allegiance.errors import invalid
 from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
+from allegiance.kit.pagination import Page, encode_cursor, page_params
 from allegiance.ledger import service as ledger
 from allegiance.member import service
 from allegiance.member.schemas import MemberUpsert
@@ -69,18 +67,10 @@ def export_member(member_id: str, caller: Caller = Depends(require("admin"))) ->
 @router.get("/{member_id}/ledger")
 def member_ledger(
     member_id: str,
-    limit: int | None = Query(default=None, ge=1),
-    cursor: str | None = None,
+    paging: Page = Depends(page_params),
     caller: Caller = Depends(require("storefront")),
 ) -> Response:
-    settings = get_settings()
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    before = None
-    if cursor:
-        try:
-            before = int(decode_cursor(cursor))
-        except (BadCursor, TypeError, ValueError) as exc:
-            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
+    size, before = paging.size, paging.before
     with read_session() as session:
         service.get_member(session, tenant_id=caller.tenant_id, member_id=member_id)
         compiled = load_program(session, tenant_id=caller.tenant_id)

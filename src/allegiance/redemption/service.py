@@ -382,6 +382,20 @@ def _release(
     redemption: Redemption,
     now: datetime,
 ) -> None:
+    _give_back(session, tenant_id, program, redemption, now, from_account="held")
+
+
+def _give_back(
+    session: Session,
+    tenant_id: str,
+    program: CompiledProgram,
+    redemption: Redemption,
+    now: datetime,
+    *,
+    from_account: str,
+) -> None:
+    """Points back into the lots they came from (``release`` of held points, ``return`` of
+    spent ones), and the stock and limits the redemption took."""
     assert redemption.ledger_account_id is not None
     ledger.release_hold(
         session,
@@ -393,6 +407,9 @@ def _release(
         source_type="redemption",
         source_id=redemption.redemption_id,
         now=now,
+        from_account=from_account,
+        code="release" if from_account == "held" else "return",
+        partner=None if from_account == "held" else redemption.partner,
     )
     _give_back_usage(session, tenant_id, program, redemption)
 
@@ -620,22 +637,7 @@ def _cancel(
     now: datetime,
 ) -> None:
     issue.revoke(session, tenant_id=tenant_id, program=program, redemption=redemption, now=now)
-    assert redemption.ledger_account_id is not None
-    ledger.release_hold(
-        session,
-        tenant_id=tenant_id,
-        wallet=redemption.wallet,
-        account_id=redemption.ledger_account_id,
-        member_id=redemption.member_id,
-        lots=[(int(lot_id), int(amount)) for lot_id, amount in redemption.held_lots],
-        source_type="redemption",
-        source_id=redemption.redemption_id,
-        now=now,
-        from_account="redeemed",
-        code="return",
-        partner=redemption.partner,
-    )
-    _give_back_usage(session, tenant_id, program, redemption)
+    _give_back(session, tenant_id, program, redemption, now, from_account="redeemed")
     redemption.status = "cancelled"
     redemption.cancelled_at = now
     redemption.perk_until = min(redemption.perk_until, now) if redemption.perk_until else None

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
-from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
-from allegiance.errors import invalid
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
+from allegiance.kit.pagination import Page, encode_cursor, page_params
 from allegiance.referral import service
 
 router = APIRouter(tags=["referrals"])
@@ -32,18 +30,10 @@ def member_referral(member_id: str, caller: Caller = Depends(require("storefront
 def member_referrals(
     member_id: str,
     status: Status | None = None,
-    limit: int | None = Query(default=None, ge=1),
-    cursor: str | None = None,
+    paging: Page = Depends(page_params),
     caller: Caller = Depends(require("storefront")),
 ) -> Response:
-    settings = get_settings()
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    before = None
-    if cursor:
-        try:
-            before = int(decode_cursor(cursor))
-        except (BadCursor, TypeError, ValueError) as exc:
-            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
+    size, before = paging.size, paging.before
     with read_session() as session:
         rows = service.referrals_page(
             session,

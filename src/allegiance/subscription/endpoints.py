@@ -2,17 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
-from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
-from allegiance.errors import invalid
 from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
+from allegiance.kit.pagination import Page, encode_cursor, page_params
 from allegiance.program.service import load_program, require_program
 from allegiance.subscription import service
 from allegiance.subscription.schemas import SubscriptionCancel, SubscriptionCreate
@@ -74,18 +72,10 @@ def post_cancel(
 @router.get("/{member_id}/subscriptions")
 def get_subscriptions(
     member_id: str,
-    limit: int | None = Query(default=None, ge=1),
-    cursor: str | None = None,
+    page: Page = Depends(page_params),
     caller: Caller = Depends(require("storefront")),
 ) -> Response:
-    settings = get_settings()
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    before = None
-    if cursor:
-        try:
-            before = int(decode_cursor(cursor))
-        except (BadCursor, TypeError, ValueError) as exc:
-            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
+    size, before = page.size, page.before
     with read_session() as session:
         data, next_id = service.subscriptions_page(
             session,

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from allegiance.auth import Caller, require
-from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
-from allegiance.errors import invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.http import json_response
+from allegiance.kit.pagination import Page, page_params
 from allegiance.member import service as members
 from allegiance.program.service import load_program
 from allegiance.tier import service
@@ -57,17 +56,9 @@ def delete_manual_tier(member_id: str, caller: Caller = Depends(require("admin")
 @router.get("/{member_id}/tier-history")
 def tier_history(
     member_id: str,
-    limit: int | None = Query(default=None, ge=1),
-    cursor: str | None = None,
+    paging: Page = Depends(page_params),
     caller: Caller = Depends(require("storefront")),
 ) -> Response:
-    settings = get_settings()
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise invalid(["query", "cursor"], "cursor is not one this API returned")
-        before = int(cursor)
     with read_session() as session:
         members.get_member(session, tenant_id=caller.tenant_id, member_id=member_id)
         return json_response(
@@ -75,8 +66,8 @@ def tier_history(
                 session,
                 tenant_id=caller.tenant_id,
                 owner=("member", member_id),
-                limit=size,
-                cursor=before,
+                limit=paging.size,
+                cursor=paging.before,
             )
         )
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from allegiance.errors import NotFound, invalid
 from allegiance.kit.clock import end_of_year
 from allegiance.kit.money import currency_exponent, money_str, number
+from allegiance.kit.pagination import encode_cursor
 from allegiance.outbox import service as outbox
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import TierLevel, Tiers
@@ -518,7 +519,7 @@ def history_view(
             }
             for r in page
         ],
-        "next_cursor": str(page[-1].id) if len(rows) > limit else None,
+        "next_cursor": encode_cursor(page[-1].id) if len(rows) > limit else None,
     }
 
 
