@@ -20,6 +20,7 @@ from allegiance.b2b.service import Holder
 from allegiance.coupon import service as coupons
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
+from allegiance.engagement.activity import engaged, on_activity
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
@@ -76,6 +77,7 @@ class Booking:
     coupon_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
     promotion_effects: list[dict[str, Any]] = field(default_factory=list)
+    engagement_effects: list[dict[str, Any]] = field(default_factory=list)  # badges, challenges
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -699,6 +701,25 @@ def book_orders(
                 _touch(program, a, o.placed_at, booking.credits, now)
             else:
                 _touch(program, s, o.placed_at, booking.credits, now)
+            if engaged(program.program):
+                context = _order_context(
+                    program, o, member, s, held, holder_, membership,
+                    perks.get(member.member_id, ()),
+                )  # fmt: skip
+                outcome = on_activity(
+                    session,
+                    tenant_id=tenant_id,
+                    program=program.program,
+                    member_id=member.member_id,
+                    event_type="order.completed",
+                    source_type="order",
+                    source_id=o.order_id,
+                    context=context,
+                    at=o.placed_at,
+                    now=now,
+                )
+                booking.engagement_effects = outcome.effects
+                _touch(program, s, o.placed_at, outcome.credits, now)
         if emit_events:
             events.append(
                 outbox.event_row(
@@ -910,7 +931,8 @@ def order_response(
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
         + booking.tier_effects
         + booking.promotion_effects
-        + booking.coupon_effects,
+        + booking.coupon_effects
+        + booking.engagement_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -1426,6 +1448,18 @@ def record_event(
             if effect is not None:
                 tier_effects.append(effect)
         book.flush()
+    engagement = on_activity(
+        session,
+        tenant_id=tenant_id,
+        program=program.program,
+        member_id=event.member_id,
+        event_type=event.type,
+        source_type="event",
+        source_id=event.id,
+        context=context,
+        at=occurred_at,
+        now=max(now, occurred_at),
+    )
     s = _stats_of(member)
     if holder_.pooled:
         _touch(program, s, occurred_at, [], max(now, occurred_at))
@@ -1434,6 +1468,8 @@ def record_event(
         _save_account_stats(session, tenant_id, program, {holder_.owner_id: a}, now)
     else:
         _touch(program, s, occurred_at, credits, max(now, occurred_at))
+    if engagement.credits:
+        _touch(program, s, occurred_at, engagement.credits, max(now, occurred_at))
     members.update_stats(session, [s])
     outbox.emit(
         session,
@@ -1447,7 +1483,9 @@ def record_event(
         "type": event.type,
         "member_id": event.member_id,
         "rules_applied": evaluation.applied,
-        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)) + tier_effects,
+        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at))
+        + tier_effects
+        + engagement.effects,
         "balances": balances(
             session, tenant_id=tenant_id, program=program, member_id=event.member_id, owner=owner
         ),
