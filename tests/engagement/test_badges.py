@@ -56,6 +56,25 @@ def test_badges_are_awarded_once_and_in_levels(api: Api) -> None:
     ]
 
 
+def test_earning_rules_see_member_badges(api: Api) -> None:
+    apply_program(
+        api,
+        {
+            **PROGRAM,
+            "rules": [
+                *BASIC_PROGRAM["rules"],
+                {"key": "badge-bonus", "on": "order.completed",
+                 "when": "'big-spender' in member.badges", "earn": {"fixed": 10}},
+            ],
+        },
+    )  # fmt: skip
+    first = api.post("/v1/orders", json=order("o1", "m3", "100.00")).json()
+    assert first["rules_applied"] == ["base"]  # the badge comes after this order's earning
+    second = api.post("/v1/orders", json=order("o2", "m3", "5.00")).json()
+    assert second["rules_applied"] == ["base", "badge-bonus"]
+    assert second["balances"]["points"]["active"] == 100 + 5 + 10
+
+
 def test_event_badge_sees_member_badges(api: Api) -> None:
     apply_program(api, PROGRAM)
     review = {"type": "review.created", "member_id": "m2", "properties": {"stars": 5}}

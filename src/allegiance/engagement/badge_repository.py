@@ -52,3 +52,21 @@ def progress_of(
 def add_progress(session: Session, row: ChallengeProgress) -> None:
     session.add(row)
     session.flush([row])  # the primary key guards a second row for the same challenge
+
+
+def badge_keys_of(
+    session: Session, tenant_id: str, member_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The keys of the badges each member holds (sorted), for ``member.badges``."""
+    if not member_ids:
+        return {}
+    found: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(MemberBadge.member_id, MemberBadge.badge).where(
+            MemberBadge.tenant_id == tenant_id,
+            MemberBadge.member_id.in_(sorted(set(member_ids))),
+        )
+    )
+    for member_id, badge in rows:
+        found.setdefault(member_id, set()).add(badge)
+    return {k: sorted(v) for k, v in found.items()}

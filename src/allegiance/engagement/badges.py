@@ -26,6 +26,15 @@ def held_keys(session: Session, tenant_id: str, member_id: str) -> list[str]:
     return sorted({b.badge for b in repository.badges_of(session, tenant_id, member_id)})
 
 
+def held_by(
+    session: Session, *, tenant_id: str, program: Program, member_ids: list[str]
+) -> dict[str, list[str]]:
+    """Badge keys per member for CEL; no read when the program has no badges or challenges."""
+    if not (program.badges or program.challenges):
+        return {}
+    return repository.badge_keys_of(session, tenant_id, member_ids)
+
+
 def award(
     session: Session,
     *,

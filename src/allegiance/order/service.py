@@ -20,6 +20,7 @@ from allegiance.b2b.service import Holder
 from allegiance.coupon import service as coupons
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
+from allegiance.engagement import badges
 from allegiance.engagement.activity import engaged, on_activity
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
 from allegiance.kit.clock import as_utc
@@ -233,6 +234,7 @@ def member_context(
     held: Held = NO_TIER,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The member as CEL sees it; ``stats`` (a batch's running totals) override the row.
     ``held`` is its tier, ``membership`` its paid plan, ``extra_perks`` what access rewards
@@ -269,7 +271,7 @@ def member_context(
             "points_earned": 0.0,
         },
         "segments": [],
-        "badges": [],
+        "badges": list(badges),
     }
 
 
@@ -463,11 +465,12 @@ def _evaluate(
     holder_: Holder | None = None,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     context = _order_context(
-        program, prepared, member, stats, held, holder_, membership, extra_perks
+        program, prepared, member, stats, held, holder_, membership, extra_perks, badges
     )
     return evaluate(
         program,
@@ -493,11 +496,14 @@ def _order_context(
     holder_: Holder | None = None,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The order as conditions see it, with the member's tier, plan, perks and account."""
     context = dict(prepared.context)
     exponent = currency_exponent(program.currency)
-    context["member"] = member_context(member, exponent, stats, held, membership, extra_perks)
+    context["member"] = member_context(
+        member, exponent, stats, held, membership, extra_perks, badges
+    )
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
     return context
@@ -606,6 +612,9 @@ def book_orders(
         now=now,
         floors=_floors(holders, plans),
     )
+    held_badges = badges.held_by(
+        session, tenant_id=tenant_id, program=program.program, member_ids=list(locked)
+    )
     account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
     credits: list[Credit] = []
@@ -630,6 +639,7 @@ def book_orders(
                 holder_,
                 membership,
                 perks.get(member.member_id, ()) if member is not None else (),
+                held_badges.get(member.member_id, ()) if member is not None else (),
             ),
             owner=owner,
         )
@@ -648,6 +658,7 @@ def book_orders(
                     holder_,
                     membership,
                     perks.get(member.member_id, ()) if member is not None else (),
+                    held_badges.get(member.member_id, ()) if member is not None else (),
                 ),
                 usage=usage,
             )
@@ -719,6 +730,10 @@ def book_orders(
                     now=now,
                 )
                 booking.engagement_effects = outcome.effects
+                held_badges[member.member_id] = sorted(
+                    set(held_badges.get(member.member_id, ()))
+                    | {e["badge"] for e in outcome.effects if e["type"] == "badge_awarded"}
+                )
                 _touch(program, s, o.placed_at, outcome.credits, now)
         if emit_events:
             events.append(
@@ -1397,7 +1412,15 @@ def record_event(
             "occurred_at": occurred_at,
             "properties": event.properties,
         },
-        "member": member_context(member, exponent, held=held, membership=membership),
+        "member": member_context(
+            member,
+            exponent,
+            held=held,
+            membership=membership,
+            badges=badges.held_by(
+                session, tenant_id=tenant_id, program=program.program, member_ids=[member.member_id]
+            ).get(member.member_id, ()),
+        ),
         "account": b2b.account_context(holder_.account),
         "now": now,
     }
