@@ -189,3 +189,32 @@ def test_challenge_documents_are_checked(api: Api) -> None:
     assert ["challenges", 0, "steps", 0, "when"] in locs
     assert ["challenges", 0, "reward", "badge"] in locs
     assert api.get("/v1/members/nobody/challenges").status_code == 404
+
+
+def test_a_catalog_reward_is_issued_as_a_coupon(api: Api) -> None:
+    apply_program(
+        api,
+        {
+            **BASIC_PROGRAM,
+            "rewards": [{"key": "ten-off", "cost": 5, "type": "discount_fixed", "value": 10}],
+            "challenges": [
+                {
+                    "key": "two-reviews",
+                    **MARCH,
+                    "steps": [{"key": "r", "on": "review.created", "count": 2}],
+                    "reward": {"reward": "ten-off"},
+                }
+            ],
+        },
+    )
+    api.now = "2026-03-10T12:00:00Z"
+    for i in range(2):
+        response = api.post(
+            "/v1/events", json={"id": f"r{i}", "type": "review.created", "member_id": "m1"}
+        )
+        assert response.status_code == 201, response.text
+    done = next(e for e in response.json()["effects"] if e["type"] == "challenge_completed")
+    assert done["reward"]["reward"] == "ten-off"
+    coupon = api.get(f"/v1/coupons/{done['reward']['code']}")
+    assert coupon.status_code == 200, coupon.text
+    assert coupon.json()["member_id"] == "m1"
