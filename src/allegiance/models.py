@@ -3,6 +3,7 @@
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
+from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -18,6 +19,7 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "ChallengeProgress",
     "Coupon",
     "CouponUse",
     "Event",
@@ -25,6 +27,7 @@ __all__ = [
     "LedgerAccount",
     "Lot",
     "Member",
+    "MemberBadge",
     "Order",
     "OutboxEvent",
     "ProgramVersion",

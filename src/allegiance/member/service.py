@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from allegiance.b2b import service as b2b
+from allegiance.engagement import badges
 from allegiance.errors import NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import currency_exponent, money_str, number
@@ -117,7 +118,11 @@ def member_view(
                 last_activity_at=member.last_activity_at,
                 now=now,
             ),
-            "badges": [],
+            "badges": badges.badges_view(
+                session, tenant_id=tenant_id, program=program, member_id=member_id
+            )
+            if program is not None and (program.badges or program.challenges)
+            else [],
             "segments": [],
             "stats": {
                 "orders": member.orders_count,

@@ -20,6 +20,8 @@ from allegiance.b2b.service import Holder
 from allegiance.coupon import service as coupons
 from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
+from allegiance.engagement import badges
+from allegiance.engagement.activity import engaged, on_activity
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
@@ -76,6 +78,7 @@ class Booking:
     coupon_effects: list[dict[str, Any]] = field(default_factory=list)
     owner: Owner | None = None  # who holds the wallets the order earned into
     promotion_effects: list[dict[str, Any]] = field(default_factory=list)
+    engagement_effects: list[dict[str, Any]] = field(default_factory=list)  # badges, challenges
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
@@ -231,6 +234,7 @@ def member_context(
     held: Held = NO_TIER,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The member as CEL sees it; ``stats`` (a batch's running totals) override the row.
     ``held`` is its tier, ``membership`` its paid plan, ``extra_perks`` what access rewards
@@ -267,7 +271,7 @@ def member_context(
             "points_earned": 0.0,
         },
         "segments": [],
-        "badges": [],
+        "badges": list(badges),
     }
 
 
@@ -461,11 +465,12 @@ def _evaluate(
     holder_: Holder | None = None,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     context = _order_context(
-        program, prepared, member, stats, held, holder_, membership, extra_perks
+        program, prepared, member, stats, held, holder_, membership, extra_perks, badges
     )
     return evaluate(
         program,
@@ -491,11 +496,14 @@ def _order_context(
     holder_: Holder | None = None,
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
+    badges: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The order as conditions see it, with the member's tier, plan, perks and account."""
     context = dict(prepared.context)
     exponent = currency_exponent(program.currency)
-    context["member"] = member_context(member, exponent, stats, held, membership, extra_perks)
+    context["member"] = member_context(
+        member, exponent, stats, held, membership, extra_perks, badges
+    )
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
     return context
@@ -604,6 +612,9 @@ def book_orders(
         now=now,
         floors=_floors(holders, plans),
     )
+    held_badges = badges.held_by(
+        session, tenant_id=tenant_id, program=program.program, member_ids=list(locked)
+    )
     account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
     credits: list[Credit] = []
@@ -628,6 +639,7 @@ def book_orders(
                 holder_,
                 membership,
                 perks.get(member.member_id, ()) if member is not None else (),
+                held_badges.get(member.member_id, ()) if member is not None else (),
             ),
             owner=owner,
         )
@@ -646,6 +658,7 @@ def book_orders(
                     holder_,
                     membership,
                     perks.get(member.member_id, ()) if member is not None else (),
+                    held_badges.get(member.member_id, ()) if member is not None else (),
                 ),
                 usage=usage,
             )
@@ -699,6 +712,29 @@ def book_orders(
                 _touch(program, a, o.placed_at, booking.credits, now)
             else:
                 _touch(program, s, o.placed_at, booking.credits, now)
+            if engaged(program.program):
+                context = _order_context(
+                    program, o, member, s, held, holder_, membership,
+                    perks.get(member.member_id, ()),
+                )  # fmt: skip
+                outcome = on_activity(
+                    session,
+                    tenant_id=tenant_id,
+                    program=program.program,
+                    member_id=member.member_id,
+                    event_type="order.completed",
+                    source_type="order",
+                    source_id=o.order_id,
+                    context=context,
+                    at=o.placed_at,
+                    now=now,
+                )
+                booking.engagement_effects = outcome.effects
+                held_badges[member.member_id] = sorted(
+                    set(held_badges.get(member.member_id, ()))
+                    | {e["badge"] for e in outcome.effects if e["type"] == "badge_awarded"}
+                )
+                _touch(program, s, o.placed_at, outcome.credits, now)
         if emit_events:
             events.append(
                 outbox.event_row(
@@ -910,7 +946,8 @@ def order_response(
         "effects": earn_effects(program, booking.evaluation, booking.credits, now)
         + booking.tier_effects
         + booking.promotion_effects
-        + booking.coupon_effects,
+        + booking.coupon_effects
+        + booking.engagement_effects,
         "balances": balances(
             session,
             tenant_id=tenant_id,
@@ -1375,7 +1412,15 @@ def record_event(
             "occurred_at": occurred_at,
             "properties": event.properties,
         },
-        "member": member_context(member, exponent, held=held, membership=membership),
+        "member": member_context(
+            member,
+            exponent,
+            held=held,
+            membership=membership,
+            badges=badges.held_by(
+                session, tenant_id=tenant_id, program=program.program, member_ids=[member.member_id]
+            ).get(member.member_id, ()),
+        ),
         "account": b2b.account_context(holder_.account),
         "now": now,
     }
@@ -1426,6 +1471,18 @@ def record_event(
             if effect is not None:
                 tier_effects.append(effect)
         book.flush()
+    engagement = on_activity(
+        session,
+        tenant_id=tenant_id,
+        program=program.program,
+        member_id=event.member_id,
+        event_type=event.type,
+        source_type="event",
+        source_id=event.id,
+        context=context,
+        at=occurred_at,
+        now=max(now, occurred_at),
+    )
     s = _stats_of(member)
     if holder_.pooled:
         _touch(program, s, occurred_at, [], max(now, occurred_at))
@@ -1434,6 +1491,8 @@ def record_event(
         _save_account_stats(session, tenant_id, program, {holder_.owner_id: a}, now)
     else:
         _touch(program, s, occurred_at, credits, max(now, occurred_at))
+    if engagement.credits:
+        _touch(program, s, occurred_at, engagement.credits, max(now, occurred_at))
     members.update_stats(session, [s])
     outbox.emit(
         session,
@@ -1447,7 +1506,9 @@ def record_event(
         "type": event.type,
         "member_id": event.member_id,
         "rules_applied": evaluation.applied,
-        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at)) + tier_effects,
+        "effects": earn_effects(program, evaluation, credits, max(now, occurred_at))
+        + tier_effects
+        + engagement.effects,
         "balances": balances(
             session, tenant_id=tenant_id, program=program, member_id=event.member_id, owner=owner
         ),

@@ -491,6 +491,78 @@ class Promotion(Strict):
     limit: Limit | None = None
 
 
+class BadgeLevel(Strict):
+    """One level of a badge (bronze, silver, gold), listed from lowest to highest."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    when: str = Field(min_length=1)
+
+
+class Badge(Strict):
+    """Awarded once when ``when`` holds after an activity (or once per level, in order)."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    on: str | None = Field(default=None, pattern=EVENT_PATTERN.pattern)  # None: any activity
+    when: str | None = None
+    levels: list[BadgeLevel] | None = Field(default=None, min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _when_or_levels(self) -> Badge:
+        if (self.when is None) == (self.levels is None):
+            raise ValueError("a badge has either 'when' or 'levels'")
+        return self
+
+
+class ChallengeStep(Strict):
+    key: Key
+    on: str = Field(pattern=EVENT_PATTERN.pattern)
+    when: str | None = None
+    count: Annotated[int, Field(ge=1, le=100_000)] = 1
+
+
+class ChallengeStreak(Strict):
+    period: Literal["week", "month"]
+    length: Annotated[int, Field(ge=1, le=520)]
+    on: str = Field(pattern=EVENT_PATTERN.pattern)
+    when: str | None = None
+
+
+class ChallengeReward(Strict):
+    points: NonNegative | None = None
+    wallet: Key | None = None  # default: the program's default wallet
+    badge: Key | None = None
+    reward: Key | None = None  # a catalog reward that gives a coupon
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ChallengeReward:
+        kinds = [self.points is not None, self.badge is not None, self.reward is not None]
+        if sum(kinds) != 1:
+            raise ValueError("a challenge reward is one of 'points', 'badge' or 'reward'")
+        if self.wallet is not None and self.points is None:
+            raise ValueError("'wallet' goes with 'points'")
+        return self
+
+
+class Challenge(Strict):
+    """Time-boxed: steps (counts of matching activities) or a streak of periods."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+    steps: list[ChallengeStep] | None = Field(default=None, min_length=1, max_length=20)
+    streak: ChallengeStreak | None = None
+    reward: ChallengeReward | None = None
+
+    @model_validator(mode="after")
+    def _steps_or_streak(self) -> Challenge:
+        if (self.steps is None) == (self.streak is None):
+            raise ValueError("a challenge has either 'steps' or 'streak'")
+        return self
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -507,6 +579,8 @@ class Program(Strict):
     partners: list[Partner] = Field(default_factory=list)
     plans: list[Plan] = Field(default_factory=list, max_length=100)
     referral: ReferralProgram | None = None
+    badges: list[Badge] = Field(default_factory=list, max_length=200)
+    challenges: list[Challenge] = Field(default_factory=list, max_length=200)
 
     @field_validator("wallets")
     @classmethod

@@ -214,6 +214,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_plans(program, errors)
     _check_referral(program, errors, sample)
     _check_promotions(program, errors, sample)
+    _check_engagement(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 
@@ -444,6 +445,85 @@ def _check_promotions(
             and as_utc(promotion.ends_at) <= as_utc(promotion.starts_at)
         ):
             errors.append({"loc": [*loc, "ends_at"], "msg": "ends_at must be after starts_at"})
+
+
+def _activity_roots(on: str | None) -> frozenset[str]:
+    if on is None:
+        return MEMBER_ROOTS
+    return ORDER_ROOTS if on == "order.completed" else EVENT_ROOTS
+
+
+def _check_engagement(
+    program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]
+) -> None:
+    """Badges and challenges: unique keys, CEL per activity type, rewards that exist."""
+    badge_keys: set[str] = set()
+    for index, badge in enumerate(program.badges):
+        loc: list[str | int] = ["badges", index]
+        if badge.key in badge_keys:
+            errors.append({"loc": [*loc, "key"], "msg": f"duplicate badge key {badge.key!r}"})
+        badge_keys.add(badge.key)
+        roots = _activity_roots(badge.on)
+        if badge.when is not None:
+            _check(errors, [*loc, "when"], badge.when, sample, roots)
+        levels = badge.levels or []
+        if len({level.key for level in levels}) != len(levels):
+            errors.append({"loc": [*loc, "levels"], "msg": "level keys must be unique"})
+        for number, level in enumerate(levels):
+            _check(errors, [*loc, "levels", number, "when"], level.when, sample, roots)
+    seen: set[str] = set()
+    for index, challenge in enumerate(program.challenges):
+        loc = ["challenges", index]
+        if challenge.key in seen:
+            errors.append(
+                {"loc": [*loc, "key"], "msg": f"duplicate challenge key {challenge.key!r}"}
+            )
+        seen.add(challenge.key)
+        if as_utc(challenge.ends_at) <= as_utc(challenge.starts_at):
+            errors.append({"loc": [*loc, "ends_at"], "msg": "ends_at must be after starts_at"})
+        steps = challenge.steps or []
+        if len({step.key for step in steps}) != len(steps):
+            errors.append({"loc": [*loc, "steps"], "msg": "step keys must be unique"})
+        for number, step in enumerate(steps):
+            if step.when is not None:
+                _check(
+                    errors, [*loc, "steps", number, "when"], step.when, sample,
+                    _activity_roots(step.on),
+                )  # fmt: skip
+        streak = challenge.streak
+        if streak is not None and streak.when is not None:
+            _check(
+                errors, [*loc, "streak", "when"], streak.when, sample, _activity_roots(streak.on)
+            )
+        reward = challenge.reward
+        if reward is None:
+            continue
+        if reward.points is not None:
+            wallet = program.wallets.get(reward.wallet or program.default_wallet)
+            if wallet is None:
+                errors.append({"loc": [*loc, "reward", "wallet"], "msg": _unknown_wallet(program)})
+            elif decimal_places(reward.points) > wallet.precision:
+                errors.append(
+                    {
+                        "loc": [*loc, "reward", "points"],
+                        "msg": f"has more than {wallet.precision} decimal places "
+                        "(the wallet's precision)",
+                    }
+                )
+        if reward.badge is not None and reward.badge not in badge_keys:
+            errors.append(
+                {"loc": [*loc, "reward", "badge"], "msg": f"unknown badge {reward.badge!r}"}
+            )
+        if reward.reward is not None:
+            target = next((r for r in program.rewards if r.key == reward.reward), None)
+            if target is None or target.type not in COUPON_REWARD_TYPES:
+                errors.append(
+                    {
+                        "loc": [*loc, "reward", "reward"],
+                        "msg": "must name a reward that gives a coupon (discount_fixed, "
+                        "discount_percent, free_shipping, free_product or gift_card)",
+                    }
+                )
 
 
 def _check(

@@ -600,8 +600,40 @@ def upgrade() -> None:
             "ix_coupons_source", ["tenant_id", "source_type", "source_id"], unique=False
         )
 
+    op.create_table(
+        "member_badges",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("badge", sa.String(length=64), nullable=False),
+        sa.Column("level", sa.String(length=64), nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=False),
+        sa.Column("source_type", sa.String(length=20), nullable=False),
+        sa.Column("source_id", sa.String(length=255), nullable=False),
+        sa.Column("awarded_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "member_id", "badge", "level"),
+    )
+    op.create_table(
+        "challenge_progress",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("challenge", sa.String(length=64), nullable=False),
+        sa.Column(
+            "steps",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("streak_current", sa.Integer(), nullable=False),
+        sa.Column("streak_best", sa.Integer(), nullable=False),
+        sa.Column("streak_last", sa.Integer(), nullable=True),
+        sa.Column("completed_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "member_id", "challenge"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("challenge_progress")
+    op.drop_table("member_badges")
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.drop_index("ix_coupons_source")
         batch_op.drop_index("ix_coupons_member")

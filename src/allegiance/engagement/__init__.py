@@ -1,0 +1,1 @@
+"""Engagement: badges, challenges and streaks (and, elsewhere in this package, games)."""
