@@ -106,8 +106,9 @@ def test_recycling_into_impact_wallet(api: Api, tenant: tuple[str, str]) -> None
 def test_mentoring(api: Api, tenant: tuple[str, str]) -> None:
     apply_program(api, example("mentoring"))
     for n in range(1, 8):
-        event(api, f"mentee-new{n}", "mentoring.completed", "erin",
-              f"2026-0{n + 1}-01T10:00:00Z", mentee_id=f"new{n}", mentee_first_order=True)  # fmt: skip
+        at = f"2026-0{n + 1}-01T10:00:00Z"
+        event(api, f"mentee-new{n}", "mentoring.completed", "erin", at,
+              mentee_id=f"new{n}", mentee_first_order=True)  # fmt: skip
     assert balance(api, "erin") == 5 * 300  # 5 mentees a year
     # the same mentee again (the shop resends) is a replay
     event(api, "mentee-new1", "mentoring.completed", "erin", "2026-02-01T10:00:00Z",
