@@ -190,6 +190,12 @@ def test_draw_is_reproducible_and_pays_once(
     bad.write_text(json.dumps(wrong_seed))
     assert runner.invoke(cli, ["sweepstakes", "verify", str(bad)]).exit_code == 1
 
+    # a later program change does not alter the published draw
+    apply_program(api, program(winners=5))
+    assert api.get("/v1/sweepstakes/summer/draw").json() == public
+    by_tenant = runner.invoke(cli, ["sweepstakes", "verify", "--tenant", tenant[0], "summer"])
+    assert by_tenant.exit_code == 0, by_tenant.output
+
 
 def test_reward_prize_and_no_entries(api: Api, tenant: tuple[str, str]) -> None:
     apply_program(api, program(prize={"reward": "ten-off"}, winners=3))

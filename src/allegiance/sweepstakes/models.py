@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.orm import Base, JSONType, UTCDateTime
@@ -25,6 +25,8 @@ class SweepstakeDraw(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     check_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # N at the draw, so a later program change does not alter the published data
+    winners_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # [{"entry_id", "member_id", "prize"}] in draw order, once drawn
     winners: Mapped[Any] = mapped_column(JSONType, nullable=True)
 

@@ -271,6 +271,7 @@ def run_draw(
     prizes = _give_prizes(session, tenant_id, program, sweepstake, [m for _, m in won], now)
     row.drawn_at = now
     row.check_hash = drawing.check_of(seed, entries)
+    row.winners_count = sweepstake.winners
     row.winners = [{"entry_id": e, "member_id": m, "prize": prizes.get(m)} for e, m in won]
     session.flush()
     outbox.emit(
@@ -374,7 +375,7 @@ def published(
         "commitment": row.commitment,
         "seed": row.seed,
         "drawn_at": row.drawn_at.isoformat(),
-        "winners_count": sweepstake.winners,
+        "winners_count": row.winners_count or sweepstake.winners,
         "entries": [{"id": e, "member_id": m} for e, m in entries],
         "check": row.check_hash,
         "winners": row.winners or [],

@@ -609,6 +609,7 @@ def upgrade() -> None:
         sa.Column("opened_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.Column("drawn_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
         sa.Column("check_hash", sa.String(length=64), nullable=True),
+        sa.Column("winners_count", sa.Integer(), nullable=True),
         sa.Column(
             "winners",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
