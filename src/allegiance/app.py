@@ -158,12 +158,13 @@ def create_app() -> FastAPI:
     from allegiance.redemption.endpoints import router as redemptions
     from allegiance.referral.endpoints import router as referrals
     from allegiance.subscription.endpoints import router as subscriptions
+    from allegiance.sweepstakes.endpoints import router as sweepstakes
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
 
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
-        domain_events, pricing, analytics, referrals, coupons, engagement_badges,
+        domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

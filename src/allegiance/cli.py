@@ -36,6 +36,7 @@ program_app = typer.Typer(no_args_is_help=True, help="The program document.")
 import_app = typer.Typer(no_args_is_help=True, help="Import CSV or JSONL files.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The points ledger.")
+sweepstakes_app = typer.Typer(no_args_is_help=True, help="Sweepstakes draws.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
@@ -43,6 +44,7 @@ app.add_typer(program_app, name="program")
 app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(sweepstakes_app, name="sweepstakes")
 
 console = Console()
 err = Console(stderr=True)
@@ -356,6 +358,39 @@ def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
     if breaches:
         raise typer.Exit(1)
     console.print(f"ledger ok ({len(tenants)} tenant(s) checked)")
+
+
+@sweepstakes_app.command("verify")
+def sweepstakes_verify(
+    target: str = typer.Argument(..., help="a published draw (JSON file), or with --tenant a key"),
+    tenant: str | None = typer.Option(None, "--tenant"),
+) -> None:
+    """Re-derive a draw's winners and check from its published data; exit 1 on a mismatch."""
+    from allegiance.sweepstakes.draw import verify
+
+    if tenant is None:
+        try:
+            data = json.loads(Path(target).read_text())
+        except (OSError, ValueError) as exc:
+            _fail(f"{target}: {exc}", 2)
+    else:
+        from allegiance.db import read_session
+        from allegiance.errors import DomainError
+        from allegiance.program.service import require_program
+        from allegiance.sweepstakes.service import published
+
+        try:
+            with read_session(_engine()) as session:
+                program = require_program(session, tenant_id=tenant)
+                data = published(session, tenant_id=tenant, program=program, key=target)
+        except DomainError as exc:
+            _fail(exc.detail, 2)
+    problems = verify(data if isinstance(data, dict) else {})
+    for problem in problems:
+        err.print(f"[red]mismatch[/red] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"draw ok ({len(data['entries'])} entries, {len(data['winners'])} winner(s))")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from allegiance.outbox.models import OutboxEvent
 from allegiance.redemption.models import Redemption
 from allegiance.referral.models import Referral, ReferralCode
 from allegiance.subscription.models import Subscription, SubscriptionPayment
+from allegiance.sweepstakes.models import SweepstakeDraw, SweepstakeEntry
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 from allegiance.tier.models import TierChange, TierFact, TierState
 
@@ -38,6 +39,8 @@ __all__ = [
     "RuleUsage",
     "Subscription",
     "SubscriptionPayment",
+    "SweepstakeDraw",
+    "SweepstakeEntry",
     "Tenant",
     "TierChange",
     "TierFact",

@@ -1424,6 +1424,14 @@ def record_event(
         "account": b2b.account_context(holder_.account),
         "now": now,
     }
+    if program.program.sweepstakes:
+        from allegiance.sweepstakes.service import on_event
+
+        on_event(
+            session, tenant_id=tenant_id, program=program, event_id=event.id,
+            event_type=event.type, member_id=event.member_id, occurred_at=occurred_at,
+            context=context, now=now,
+        )  # fmt: skip
     evaluation = evaluate(
         program,
         event_type=event.type,

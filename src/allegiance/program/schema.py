@@ -8,7 +8,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from allegiance.coupon.schemas import CouponSettings, IssueCoupon
 
@@ -563,6 +563,63 @@ class Challenge(Strict):
         return self
 
 
+class SweepstakesBuy(Strict):
+    """Entries bought with points: ``cost`` points of ``wallet`` per entry."""
+
+    cost: Positive
+    wallet: Key | None = None  # default: the program's default wallet
+    max_per_member: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class SweepstakesEntries(Strict):
+    on: str | None = Field(default=None, min_length=1, max_length=100)  # one entry per event
+    buy: SweepstakesBuy | None = None
+
+    @model_validator(mode="after")
+    def _some_way(self) -> SweepstakesEntries:
+        if self.on is None and self.buy is None:
+            raise ValueError("entries need 'on' (an event type), 'buy' or both")
+        return self
+
+
+class SweepstakesPrize(Strict):
+    """Each winner gets ``points`` of ``wallet`` or a catalog ``reward``'s coupon."""
+
+    points: Positive | None = None
+    wallet: Key | None = None
+    reward: Key | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SweepstakesPrize:
+        if (self.points is None) == (self.reward is None):
+            raise ValueError("a prize is either 'points' (and 'wallet') or 'reward'")
+        if self.reward is not None and self.wallet is not None:
+            raise ValueError("'wallet' goes with 'points', not with 'reward'")
+        return self
+
+
+class Sweepstake(Strict):
+    """A sweepstake with a verifiable draw (docs/sweepstakes.md)."""
+
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    draws_at: AwareDatetime | None = None  # default: closes_at
+    winners: Annotated[int, Field(ge=1, le=1000)] = 1
+    entries: SweepstakesEntries
+    eligible: str | None = None  # CEL over member, account, now
+    prize: SweepstakesPrize
+
+    @model_validator(mode="after")
+    def _window(self) -> Sweepstake:
+        if self.closes_at <= self.opens_at:
+            raise ValueError("closes_at must be after opens_at")
+        if self.draws_at is not None and self.draws_at < self.closes_at:
+            raise ValueError("draws_at must not be before closes_at")
+        return self
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -581,6 +638,7 @@ class Program(Strict):
     referral: ReferralProgram | None = None
     badges: list[Badge] = Field(default_factory=list, max_length=200)
     challenges: list[Challenge] = Field(default_factory=list, max_length=200)
+    sweepstakes: list[Sweepstake] = Field(default_factory=list, max_length=100)
 
     @field_validator("wallets")
     @classmethod

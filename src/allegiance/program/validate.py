@@ -16,7 +16,7 @@ from allegiance.kit.clock import as_utc, zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
 from allegiance.program.coalition import partner_point_value
-from allegiance.program.schema import COUPON_REWARD_TYPES, REWARD_NEEDS, Program
+from allegiance.program.schema import COUPON_REWARD_TYPES, EVENT_PATTERN, REWARD_NEEDS, Program
 
 _SAMPLE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -213,6 +213,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_coalition(program, errors)
     _check_plans(program, errors)
     _check_referral(program, errors, sample)
+    _check_sweepstakes(program, errors, sample)
     _check_promotions(program, errors, sample)
     _check_engagement(program, errors, sample)
     return (None, errors) if errors else (program, [])
@@ -367,6 +368,52 @@ def _check_referral(program: Program, errors: list[dict[str, Any]], sample: dict
             )
     if referral.qualifying is not None:
         _check(errors, ["referral", "qualifying"], referral.qualifying, sample, ORDER_ROOTS)
+
+
+def _check_sweepstakes(
+    program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]
+) -> None:
+    """Unique keys, event entries from non-order events, known wallets and rewards, CEL."""
+    seen: set[str] = set()
+    rewards = {r.key: r for r in program.rewards}
+    for index, sweepstake in enumerate(program.sweepstakes):
+        loc: list[str | int] = ["sweepstakes", index]
+        if sweepstake.key in seen:
+            errors.append({"loc": [*loc, "key"], "msg": "duplicate sweepstake key"})
+        seen.add(sweepstake.key)
+        on = sweepstake.entries.on
+        if on is not None and (not EVENT_PATTERN.match(on) or on.startswith("order.")):
+            errors.append(
+                {"loc": [*loc, "entries", "on"], "msg": "a custom event type (not order.*)"}
+            )
+        buy = sweepstake.entries.buy
+        if buy is not None:
+            wallet = program.wallets.get(buy.wallet or program.default_wallet)
+            if wallet is None:
+                errors.append(
+                    {"loc": [*loc, "entries", "buy", "wallet"], "msg": _unknown_wallet(program)}
+                )
+            elif decimal_places(buy.cost) > wallet.precision:
+                errors.append({"loc": [*loc, "entries", "buy", "cost"], "msg": "too many decimals"})
+        prize = sweepstake.prize
+        if prize.points is not None:
+            wallet = program.wallets.get(prize.wallet or program.default_wallet)
+            if wallet is None:
+                errors.append({"loc": [*loc, "prize", "wallet"], "msg": _unknown_wallet(program)})
+            elif decimal_places(prize.points) > wallet.precision:
+                errors.append({"loc": [*loc, "prize", "points"], "msg": "too many decimals"})
+        if prize.reward is not None:
+            reward = rewards.get(prize.reward)
+            if reward is None or reward.type not in COUPON_REWARD_TYPES:
+                errors.append(
+                    {
+                        "loc": [*loc, "prize", "reward"],
+                        "msg": "not a catalog reward that gives a coupon "
+                        f"({', '.join(COUPON_REWARD_TYPES)})",
+                    }
+                )
+        if sweepstake.eligible is not None:
+            _check(errors, [*loc, "eligible"], sweepstake.eligible, sample, MEMBER_ROOTS)
 
 
 # the keys each promotion type uses besides the common ones (when, items, code, limit, ...)

@@ -630,8 +630,47 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "member_id", "challenge"),
     )
 
+    op.create_table(
+        "sweepstake_draws",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("sweepstake", sa.String(length=64), nullable=False),
+        sa.Column("seed", sa.String(length=64), nullable=False),
+        sa.Column("commitment", sa.String(length=64), nullable=False),
+        sa.Column("opened_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("drawn_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("check_hash", sa.String(length=64), nullable=True),
+        sa.Column("winners_count", sa.Integer(), nullable=True),
+        sa.Column(
+            "winners",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "sweepstake"),
+    )
+    op.create_table(
+        "sweepstake_entries",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("sweepstake", sa.String(length=64), nullable=False),
+        sa.Column("entry_id", sa.String(length=300), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("source", sa.String(length=10), nullable=False),
+        sa.Column("source_id", sa.String(length=255), nullable=False),
+        sa.Column("points_minor", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "sweepstake", "entry_id"),
+    )
+    with op.batch_alter_table("sweepstake_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_sweepstake_entries_member", ["tenant_id", "sweepstake", "member_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("sweepstake_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_sweepstake_entries_member")
+
+    op.drop_table("sweepstake_entries")
+    op.drop_table("sweepstake_draws")
     op.drop_table("challenge_progress")
     op.drop_table("member_badges")
     with op.batch_alter_table("coupons", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Sweepstakes: entries from events or bought with points, a draw anyone can verify."""
