@@ -149,6 +149,7 @@ def create_app() -> FastAPI:
     from allegiance.analytics.endpoints import router as analytics
     from allegiance.b2b.endpoints import router as accounts
     from allegiance.coupon.endpoints import router as coupons
+    from allegiance.engagement.game_endpoints import router as games
     from allegiance.member.endpoints import router as members
     from allegiance.order.endpoints import router as orders
     from allegiance.outbox.endpoints import router as domain_events
@@ -162,7 +163,7 @@ def create_app() -> FastAPI:
 
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
-        domain_events, pricing, analytics, referrals, coupons,
+        domain_events, pricing, analytics, referrals, coupons, games,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -3,6 +3,7 @@
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
+from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -27,7 +28,9 @@ __all__ = [
     "Member",
     "Order",
     "OutboxEvent",
+    "PollVote",
     "ProgramVersion",
+    "QuizAttempt",
     "Redemption",
     "Referral",
     "ReferralCode",
@@ -35,6 +38,7 @@ __all__ = [
     "RuleUsage",
     "Subscription",
     "SubscriptionPayment",
+    "SurveyResponse",
     "Tenant",
     "TierChange",
     "TierFact",

@@ -1,0 +1,1 @@
+"""Engagement: quizzes, polls, surveys and NPS (docs/engagement.md)."""
