@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
-from allegiance.engagement import polls, quizzes, surveys
+from allegiance.engagement import leaderboards, polls, quizzes, surveys
 from allegiance.kit.clock import as_utc
 from allegiance.kit.endpoint import body_digest, client_id, idempotent
 from allegiance.kit.http import json_response
@@ -145,5 +145,26 @@ def survey_nps(
                 until=as_utc(until) if until else None,
                 tier=tier,
                 tag=tag,
+            )
+        )
+
+
+@router.get("/v1/leaderboards/{board_key}")
+def get_leaderboard(
+    board_key: str,
+    member_id: str | None = Query(default=None, max_length=255),
+    at: datetime | None = Query(default=None),
+    caller: Caller = Depends(require("storefront")),
+) -> Response:
+    with read_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id)
+        return json_response(
+            leaderboards.standings(
+                session,
+                tenant_id=caller.tenant_id,
+                program=program,
+                key=board_key,
+                member_id=member_id,
+                at=as_utc(at) if at else caller.now,
             )
         )

@@ -544,6 +544,18 @@ class Survey(Strict):
     reward: GameReward | None = None
 
 
+class Leaderboard(Strict):
+    """A ranking of members by a metric over a calendar period (docs/engagement.md)."""
+
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    metric: Literal["points_earned", "orders", "events"] = "points_earned"
+    event_type: str | None = Field(default=None, max_length=100)  # for ``events``
+    wallet: Key | None = None  # for ``points_earned``: default wallet otherwise
+    period: Literal["day", "week", "month", "year", "lifetime"] = "month"
+    size: int = Field(default=10, ge=1, le=100)  # top N shown
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -563,6 +575,7 @@ class Program(Strict):
     quizzes: list[Quiz] = Field(default_factory=list, max_length=100)
     polls: list[Poll] = Field(default_factory=list, max_length=100)
     surveys: list[Survey] = Field(default_factory=list, max_length=100)
+    leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
 
     @field_validator("wallets")
     @classmethod

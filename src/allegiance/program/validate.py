@@ -220,13 +220,24 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
 
 def _check_games(program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]) -> None:
     """Quizzes, polls and surveys (docs/engagement.md): unique keys, answers among the
-    choices, reachable pass scores, known wallets, ``eligible`` conditions."""
-    for section in ("quizzes", "polls", "surveys"):
+    choices, reachable pass scores, known wallets, ``eligible`` conditions; leaderboards."""
+    loc: list[str | int]
+    for index, board in enumerate(program.leaderboards):
+        loc = ["leaderboards", index]
+        if board.metric == "events" and not board.event_type:
+            errors.append(
+                {"loc": [*loc, "event_type"], "msg": "an events leaderboard names its event_type"}
+            )
+        if board.metric != "events" and board.event_type:
+            errors.append({"loc": [*loc, "event_type"], "msg": "only for the events metric"})
+        if board.wallet is not None and board.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
+    for section in ("quizzes", "polls", "surveys", "leaderboards"):
         keys = [item.key for item in getattr(program, section)]
         if len(keys) != len(set(keys)):
             errors.append({"loc": [section], "msg": f"{section} keys must be unique"})
     for index, quiz in enumerate(program.quizzes):
-        loc: list[str | int] = ["quizzes", index]
+        loc = ["quizzes", index]
         questions = [q.key for q in quiz.questions]
         if len(questions) != len(set(questions)):
             errors.append({"loc": [*loc, "questions"], "msg": "question keys must be unique"})
