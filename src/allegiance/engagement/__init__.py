@@ -1,1 +1,0 @@
-"""Engagement: quizzes, polls, surveys and NPS (docs/engagement.md)."""
