@@ -4,6 +4,7 @@ from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
+from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -31,7 +32,9 @@ __all__ = [
     "MemberBadge",
     "Order",
     "OutboxEvent",
+    "PollVote",
     "ProgramVersion",
+    "QuizAttempt",
     "Redemption",
     "Referral",
     "ReferralCode",
@@ -39,6 +42,7 @@ __all__ = [
     "RuleUsage",
     "Subscription",
     "SubscriptionPayment",
+    "SurveyResponse",
     "SweepstakeDraw",
     "SweepstakeEntry",
     "Tenant",

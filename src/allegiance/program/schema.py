@@ -620,6 +620,71 @@ class Sweepstake(Strict):
         return self
 
 
+class GameReward(Strict):
+    """Points credited by a quiz passed or a survey answered (docs/engagement.md)."""
+
+    points: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+    wallet: Key | None = None  # default: the program's default wallet
+
+
+class Choice(Strict):
+    key: Key
+    text: str = Field(min_length=1, max_length=500)
+
+
+class QuizQuestion(Strict):
+    key: Key
+    text: str = Field(min_length=1, max_length=1000)
+    choices: list[Choice] = Field(min_length=2, max_length=20)
+    # one choice key, or several: the answer must then name exactly these choices
+    answer: Key | list[Key]
+
+
+class Quiz(Strict):
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    questions: list[QuizQuestion] = Field(min_length=1, max_length=100)
+    pass_score: int = Field(ge=1)  # correct answers needed to pass
+    attempts: int = Field(default=1, ge=1, le=100)  # per member
+    reward: GameReward | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+class PollOption(Strict):
+    key: Key
+    text: str = Field(min_length=1, max_length=500)
+
+
+class Poll(Strict):
+    key: Key
+    question: str = Field(min_length=1, max_length=1000)
+    options: list[PollOption] = Field(min_length=2, max_length=50)
+    eligible: str | None = None  # CEL over member/account/now
+    changeable: bool = False  # a vote may be changed until the poll closes
+    closes_at: datetime | None = None
+
+
+class Survey(Strict):
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    # one response per member per period (program timezone); ``once``: one ever
+    period: Literal["month", "quarter", "year", "once"] = "once"
+    reward: GameReward | None = None
+
+
+class Leaderboard(Strict):
+    """A ranking of members by a metric over a calendar period (docs/engagement.md)."""
+
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    metric: Literal["points_earned", "orders", "events"] = "points_earned"
+    event_type: str | None = Field(default=None, max_length=100)  # for ``events``
+    wallet: Key | None = None  # for ``points_earned``: default wallet otherwise
+    period: Literal["day", "week", "month", "year", "lifetime"] = "month"
+    size: int = Field(default=10, ge=1, le=100)  # top N shown
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -639,6 +704,10 @@ class Program(Strict):
     badges: list[Badge] = Field(default_factory=list, max_length=200)
     challenges: list[Challenge] = Field(default_factory=list, max_length=200)
     sweepstakes: list[Sweepstake] = Field(default_factory=list, max_length=100)
+    quizzes: list[Quiz] = Field(default_factory=list, max_length=100)
+    polls: list[Poll] = Field(default_factory=list, max_length=100)
+    surveys: list[Survey] = Field(default_factory=list, max_length=100)
+    leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
 
     @field_validator("wallets")
     @classmethod

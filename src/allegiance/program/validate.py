@@ -216,7 +216,67 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_sweepstakes(program, errors, sample)
     _check_promotions(program, errors, sample)
     _check_engagement(program, errors, sample)
+    _check_games(program, errors, sample)
     return (None, errors) if errors else (program, [])
+
+
+def _check_games(program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]) -> None:
+    """Quizzes, polls and surveys (docs/engagement.md): unique keys, answers among the
+    choices, reachable pass scores, known wallets, ``eligible`` conditions; leaderboards."""
+    loc: list[str | int]
+    for index, board in enumerate(program.leaderboards):
+        loc = ["leaderboards", index]
+        if board.metric == "events" and not board.event_type:
+            errors.append(
+                {"loc": [*loc, "event_type"], "msg": "an events leaderboard names its event_type"}
+            )
+        if board.metric != "events" and board.event_type:
+            errors.append({"loc": [*loc, "event_type"], "msg": "only for the events metric"})
+        if board.wallet is not None and board.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "wallet"], "msg": _unknown_wallet(program)})
+    for section in ("quizzes", "polls", "surveys", "leaderboards"):
+        keys = [item.key for item in getattr(program, section)]
+        if len(keys) != len(set(keys)):
+            errors.append({"loc": [section], "msg": f"{section} keys must be unique"})
+    for index, quiz in enumerate(program.quizzes):
+        loc = ["quizzes", index]
+        questions = [q.key for q in quiz.questions]
+        if len(questions) != len(set(questions)):
+            errors.append({"loc": [*loc, "questions"], "msg": "question keys must be unique"})
+        for number, question in enumerate(quiz.questions):
+            choices = {c.key for c in question.choices}
+            if len(choices) != len(question.choices):
+                errors.append(
+                    {
+                        "loc": [*loc, "questions", number, "choices"],
+                        "msg": "choice keys must be unique",
+                    }
+                )
+            answer = [question.answer] if isinstance(question.answer, str) else question.answer
+            if not answer or not set(answer) <= choices:
+                errors.append(
+                    {
+                        "loc": [*loc, "questions", number, "answer"],
+                        "msg": "the answer must name one or more of the question's choices",
+                    }
+                )
+        if quiz.pass_score > len(quiz.questions):
+            errors.append({"loc": [*loc, "pass_score"], "msg": "at most the number of questions"})
+        if quiz.starts_at and quiz.ends_at and as_utc(quiz.ends_at) <= as_utc(quiz.starts_at):
+            errors.append({"loc": [*loc, "ends_at"], "msg": "ends_at must be after starts_at"})
+        if quiz.reward and quiz.reward.wallet and quiz.reward.wallet not in program.wallets:
+            errors.append({"loc": [*loc, "reward", "wallet"], "msg": _unknown_wallet(program)})
+    for index, poll in enumerate(program.polls):
+        options = [o.key for o in poll.options]
+        if len(options) != len(set(options)):
+            errors.append({"loc": ["polls", index, "options"], "msg": "option keys must be unique"})
+        if poll.eligible is not None:
+            _check(errors, ["polls", index, "eligible"], poll.eligible, sample, MEMBER_ROOTS)
+    for index, survey in enumerate(program.surveys):
+        if survey.reward and survey.reward.wallet and survey.reward.wallet not in program.wallets:
+            errors.append(
+                {"loc": ["surveys", index, "reward", "wallet"], "msg": _unknown_wallet(program)}
+            )
 
 
 def _check_coalition(program: Program, errors: list[dict[str, Any]]) -> None:

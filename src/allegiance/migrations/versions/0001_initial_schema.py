@@ -664,8 +664,90 @@ def upgrade() -> None:
             "ix_sweepstake_entries_member", ["tenant_id", "sweepstake", "member_id"], unique=False
         )
 
+    op.create_table(
+        "poll_votes",
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("poll_key", sa.String(length=64), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("option", sa.String(length=64), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "poll_key", "member_id"),
+    )
+    op.create_table(
+        "quiz_attempts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("quiz_key", sa.String(length=64), nullable=False),
+        sa.Column("attempt_id", sa.String(length=255), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column(
+            "answers",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("passed", sa.Boolean(), nullable=False),
+        sa.Column("wallet", sa.String(length=64), nullable=True),
+        sa.Column("reward_minor", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "quiz_key", "attempt_id", name="uq_quiz_attempts_id"),
+    )
+    with op.batch_alter_table("quiz_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_quiz_attempts_member", ["tenant_id", "quiz_key", "member_id"], unique=False
+        )
+
+    op.create_table(
+        "survey_responses",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("survey_key", sa.String(length=64), nullable=False),
+        sa.Column("member_id", sa.String(length=255), nullable=False),
+        sa.Column("period", sa.String(length=20), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("tier", sa.String(length=64), nullable=True),
+        sa.Column(
+            "tags",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("wallet", sa.String(length=64), nullable=True),
+        sa.Column("reward_minor", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "tenant_id", "survey_key", "member_id", "period", name="uq_survey_responses_period"
+        ),
+    )
+    with op.batch_alter_table("survey_responses", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_survey_responses_time", ["tenant_id", "survey_key", "created_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("survey_responses", schema=None) as batch_op:
+        batch_op.drop_index("ix_survey_responses_time")
+
+    op.drop_table("survey_responses")
+    with op.batch_alter_table("quiz_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_quiz_attempts_member")
+
+    op.drop_table("quiz_attempts")
+    op.drop_table("poll_votes")
     with op.batch_alter_table("sweepstake_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_sweepstake_entries_member")
 
