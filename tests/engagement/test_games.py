@@ -269,3 +269,30 @@ def test_nps_from_a_hand_computed_sample(api: Api) -> None:
     vip = api.get("/v1/surveys/nps/nps", params={"tag": "vip"}).json()
     assert vip["responses"] == 11
     assert api.get("/v1/surveys/nope/nps").status_code == 404
+
+
+def test_an_earning_rule_can_reward_answering_a_survey(api: Api, tenant: tuple[str, str]) -> None:
+    """The answer is also a `survey.answered` event: rules, badges and challenges see it."""
+    program = {
+        **PROGRAM,
+        "surveys": [{"key": "nps", "name": "NPS", "period": "month"}],
+        "rules": [
+            {
+                "key": "thanks-for-feedback",
+                "on": "survey.answered",
+                "when": "event.properties.survey == 'nps' && event.properties.score <= 6",
+                "earn": {"fixed": 20},
+            }
+        ],
+    }
+    apply_program(api, program)
+    api.put("/v1/members/m1", json={})
+    api.put("/v1/members/m2", json={})
+    low = api.post("/v1/surveys/nps/responses", json={"member_id": "m1", "score": 4}).json()
+    assert low["effects"] == [
+        {"type": "points_earned", "wallet": "points", "amount": 20, "rule": "thanks-for-feedback"}
+    ]
+    high = api.post("/v1/surveys/nps/responses", json={"member_id": "m2", "score": 10}).json()
+    assert high["effects"] == []
+    assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 20
+    assert ledger_ok(tenant[0]) == []

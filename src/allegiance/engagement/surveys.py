@@ -18,7 +18,8 @@ from allegiance.engagement.quizzes import credit_reward
 from allegiance.errors import Conflict, NotFound
 from allegiance.kit.clock import period_key, zone
 from allegiance.kit.money import currency_exponent, number
-from allegiance.order.service import conditions_context, lock_members
+from allegiance.order.schemas import EventCreate
+from allegiance.order.service import conditions_context, lock_members, record_event
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import Program, Survey
 
@@ -111,8 +112,24 @@ def respond(
             "created_at": now,
         },
     )
+    # the answer is also a behaviour event, so earning rules (and badges, challenges) can
+    # reward it: `on: survey.answered`, `when: "event.properties.survey == 'nps'"`
+    answered = record_event(
+        session,
+        tenant_id=tenant_id,
+        program=program,
+        event=EventCreate(
+            id=f"survey:{survey_key}:{body.member_id}:{period}",
+            type="survey.answered",
+            member_id=body.member_id,
+            occurred_at=now,
+            properties={"survey": survey_key, "period": period, "score": body.score},
+        ),
+        now=now,
+    )
     return {
         "id": body.id or str(response_id),
+        "effects": answered["effects"],
         "survey": survey_key,
         "member_id": body.member_id,
         "period": period,
