@@ -101,3 +101,27 @@ def test_no_badges_for_unknown_member_and_bad_conditions(api: Api) -> None:
     both = {**BASIC_PROGRAM, "badges": [{"key": "b", "when": "true", "levels": [
         {"key": "x", "when": "true"}]}]}  # fmt: skip
     assert api.put("/v1/program", json=both).status_code == 422
+
+
+def test_badges_gate_rewards(api: Api) -> None:
+    """Reward eligibility sees the badges a member holds, as rules do."""
+    apply_program(
+        api,
+        {
+            "name": "Badge-gated",
+            "currency": "USD",
+            "rules": [{"key": "base", "on": "order.completed", "earn": {"per_amount": 1}}],
+            "badges": [
+                {"key": "regular", "on": "order.completed", "when": "member.stats.orders >= 2"}
+            ],
+            "rewards": [
+                {"key": "insider-gift", "cost": 1, "eligible": "'regular' in member.badges"}
+            ],
+        },
+    )
+    api.post("/v1/orders", json=order("o1", "m1", "10"))
+    first = api.post("/v1/members/m1/redemptions", json={"id": "r1", "reward": "insider-gift"})
+    assert first.json()["code"] == "not_eligible"
+    api.post("/v1/orders", json=order("o2", "m1", "10"))
+    second = api.post("/v1/members/m1/redemptions", json={"id": "r2", "reward": "insider-gift"})
+    assert second.status_code == 201, second.text

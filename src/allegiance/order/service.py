@@ -323,6 +323,9 @@ def conditions_context(
     if member is None:
         return {"member": member_context(None, exponent), "account": b2b.account_context(None)}
     found = standing(session, tenant_id=tenant_id, program=program, member=member, now=now)
+    held_badges = badges.held_by(
+        session, tenant_id=tenant_id, program=program.program, member_ids=[member.member_id]
+    )
     return {
         "member": member_context(
             member,
@@ -330,6 +333,7 @@ def conditions_context(
             held=found.held,
             membership=found.membership,
             extra_perks=found.perks,
+            badges=held_badges.get(member.member_id, ()),
         ),
         "account": b2b.account_context(found.holder.account),
     }
