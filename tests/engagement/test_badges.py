@@ -125,3 +125,27 @@ def test_badges_gate_rewards(api: Api) -> None:
     api.post("/v1/orders", json=order("o2", "m1", "10"))
     second = api.post("/v1/members/m1/redemptions", json={"id": "r2", "reward": "insider-gift"})
     assert second.status_code == 201, second.text
+
+
+def test_badges_and_challenges_are_in_the_member_export(api: Api) -> None:
+    apply_program(
+        api,
+        {
+            **BASIC_PROGRAM,
+            "badges": [{"key": "first", "on": "order.completed", "when": "true"}],
+            "challenges": [
+                {
+                    "key": "march",
+                    "starts_at": "2026-03-01T00:00:00Z",
+                    "ends_at": "2026-04-01T00:00:00Z",
+                    "steps": [{"key": "buy", "on": "order.completed", "count": 2}],
+                }
+            ],
+        },
+    )
+    api.now = "2026-03-05T10:00:00Z"
+    api.post("/v1/orders", json=order("o1", "m1", "10"))
+    exported = api.get("/v1/members/m1/export").json()
+    assert [b["key"] for b in exported["badges"]] == ["first"]
+    assert exported["challenges"][0]["key"] == "march"
+    assert exported["challenges"][0]["steps"][0]["done"] == 1

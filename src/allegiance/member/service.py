@@ -189,6 +189,13 @@ def export_member(session: Session, *, tenant_id: str, member_id: str) -> dict[s
         "ledger": [transfer_view(t, precision.get(t.wallet, 0), accounts) for t in transfers],
         "subscriptions": _subscriptions(session, tenant_id, member_id),
         "redemptions": _redemptions(session, tenant_id, member_id),
+        "badges": badges.badges_view(
+            session,
+            tenant_id=tenant_id,
+            program=compiled.program if compiled else None,
+            member_id=member_id,
+        ),
+        "challenges": _challenges(session, tenant_id, compiled, member),
         "referrals": _referrals(session, tenant_id, member_id, compiled),
     }
 
@@ -345,3 +352,21 @@ def _redemptions(session: Session, tenant_id: str, member_id: str) -> list[dict[
         }
         for r in redemptions.of_member(session, tenant_id, member_id, 100_000)
     ]
+
+
+def _challenges(
+    session: Session, tenant_id: str, compiled: Any, member: Member
+) -> list[dict[str, Any]]:
+    """Challenge progress for the export (none for an erased member's empty profile)."""
+    from allegiance.engagement import challenges
+    from allegiance.kit.clock import utcnow
+
+    if compiled is None or member.erased_at is not None:
+        return []
+    return challenges.challenges_view(
+        session,
+        tenant_id=tenant_id,
+        program=compiled.program,
+        member_id=member.member_id,
+        now=utcnow(),
+    )
