@@ -226,51 +226,35 @@ def import_members(
     batch_size: int = 500,
     progress: Progress | None = None,
 ) -> ImportReport:
-    report = ImportReport()
-    rejects = _Rejects(rejected_path(path))
-    try:
-        batch: list[tuple[Record, str, MemberUpsert]] = []
-        for record in _counted(read_records(path, "members"), report, progress):
-            if record.data is None:
-                rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
-                continue
-            data = dict(record.data)
-            member_id = str(data.pop("member_id", "") or "").strip()
-            if not member_id:
-                rejects.write(record, [{"loc": ["member_id"], "msg": "missing member id"}])
-                continue
-            try:
-                batch.append((record, member_id, MemberUpsert.model_validate(data)))
-            except ValidationError as exc:
-                rejects.write(record, _errors_of(exc))
-                continue
-            if len(batch) >= batch_size:
-                _upsert_members(engine, tenant_id, batch, now, report, rejects)
-                batch = []
-        if batch:
-            _upsert_members(engine, tenant_id, batch, now, report, rejects)
-    finally:
-        rejects.close()
-    report.rejected = rejects.count
-    report.rejected_file = str(rejects.path) if rejects.count else None
-    return report
+    def parse(data: dict[str, Any]) -> tuple[str, MemberUpsert]:
+        member_id = str(data.pop("member_id", "") or "").strip()
+        if not member_id:
+            raise ValidationFailed(
+                "missing member id", errors=[{"loc": ["member_id"], "msg": "missing member id"}]
+            )
+        return member_id, MemberUpsert.model_validate(data)
+
+    def flush(batch: list[tuple[Record, Any]], report: ImportReport, rejects: _Rejects) -> None:
+        _upsert_members(engine, tenant_id, batch, now, report, rejects)
+
+    return _read_in_batches(path, "members", parse, flush, batch_size=batch_size, progress=progress)
 
 
 def _upsert_members(
     engine: Engine,
     tenant_id: str,
-    batch: list[tuple[Record, str, MemberUpsert]],
+    batch: list[tuple[Record, Any]],
     now: datetime,
     report: ImportReport,
     rejects: _Rejects,
 ) -> None:
     try:
         with write_session(engine) as session:
-            for _, member_id, data in batch:
+            for _, (member_id, data) in batch:
                 upsert_member(session, tenant_id=tenant_id, member_id=member_id, data=data, now=now)
         report.booked += len(batch)
     except (IntegrityError, DomainError):
-        for record, member_id, data in batch:
+        for record, (member_id, data) in batch:
             try:
                 with write_session(engine) as session:
                     upsert_member(
@@ -365,9 +349,27 @@ def _import_one_by_one(
     """Records booked in order, a batch per transaction, each record in its own savepoint: a
     record the service refuses (an unknown order, a refund above what is left) is written to
     the rejects file and the records around it are booked."""
-    report = ImportReport()
     with read_session(engine) as session:
         require_program(session, tenant_id=tenant_id)
+
+    def flush(batch: list[tuple[Record, Any]], report: ImportReport, rejects: _Rejects) -> None:
+        _book_each(engine, tenant_id, batch, book, report, rejects)
+
+    return _read_in_batches(path, kind, parse, flush, batch_size=batch_size, progress=progress)
+
+
+def _read_in_batches(
+    path: Path,
+    kind: str,
+    parse: Callable[[dict[str, Any]], Any],
+    flush: Callable[[list[tuple[Record, Any]], ImportReport, _Rejects], None],
+    *,
+    batch_size: int,
+    progress: Progress | None,
+) -> ImportReport:
+    """Read records, reject the ones that don't parse (with reasons), hand the others on in
+    batches of ``batch_size``; the rejects file keeps only what was refused."""
+    report = ImportReport()
     rejects = _Rejects(rejected_path(path))
     try:
         batch: list[tuple[Record, Any]] = []
@@ -381,10 +383,10 @@ def _import_one_by_one(
                 rejects.write(record, _errors_of(exc))
                 continue
             if len(batch) >= batch_size:
-                _book_each(engine, tenant_id, batch, book, report, rejects)
+                flush(batch, report, rejects)
                 batch = []
         if batch:
-            _book_each(engine, tenant_id, batch, book, report, rejects)
+            flush(batch, report, rejects)
     finally:
         rejects.close()
     report.rejected = rejects.count
