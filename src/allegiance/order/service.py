@@ -6,7 +6,7 @@ an API call is a batch of one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -235,6 +235,8 @@ def member_context(
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
     badges: Sequence[str] = (),
+    segments: Sequence[str] = (),
+    experiments: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The member as CEL sees it; ``stats`` (a batch's running totals) override the row.
     ``held`` is its tier, ``membership`` its paid plan, ``extra_perks`` what access rewards
@@ -246,7 +248,7 @@ def member_context(
             "account_role": "",
             "enrolled_at": None,
             "birthdate": "", "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
-            "segments": [], "badges": [],
+            "segments": [], "badges": [], "experiments": {},
         }  # fmt: skip
     return {
         "id": member.member_id,
@@ -270,8 +272,10 @@ def member_context(
             ),
             "points_earned": 0.0,
         },
-        "segments": [],
+        "segments": list(segments),
         "badges": list(badges),
+        # experiment key -> variant ("holdout" for the holdout group)
+        "experiments": dict(experiments or {}),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert
+from allegiance.db import bulk_insert, is_postgres
 from allegiance.outbox.models import OutboxEvent
 
 
@@ -25,3 +25,17 @@ def list_events(
     if after_id is not None:
         stmt = stmt.where(OutboxEvent.id > after_id)
     return list(session.scalars(stmt.order_by(OutboxEvent.id).limit(limit)))
+
+
+def claim_pending(session: Session, tenant_id: str, limit: int) -> list[OutboxEvent]:
+    """The tenant's oldest undispatched events, row-locked with SKIP LOCKED on Postgres so
+    several workers dispatch disjoint batches (SQLite has one writer at a time)."""
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.tenant_id == tenant_id)
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))

@@ -20,6 +20,7 @@ class Job:
 def jobs() -> list[Job]:
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
+    from allegiance.outbox import tasks as outbox_tasks
     from allegiance.redemption import tasks as redemption_tasks
     from allegiance.referral import tasks as referral_tasks
     from allegiance.subscription import tasks as subscription_tasks
@@ -34,4 +35,6 @@ def jobs() -> list[Job]:
         Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
         Job("referral_conversions", referral_tasks.convert_due),
+        # last: hands the events every job above wrote to webhooks and automations
+        Job("outbox", outbox_tasks.dispatch),
     ]

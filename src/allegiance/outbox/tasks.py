@@ -1,0 +1,32 @@
+"""The outbox dispatcher: hands each new domain event to every consumer exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from allegiance.config import get_settings
+from allegiance.db import write_session
+from allegiance.outbox import repository
+from allegiance.outbox.consumers import consumers
+
+
+def dispatch(engine: Engine, tenant_id: str, now: datetime) -> int:
+    """Dispatch the tenant's pending events in id order, a bounded batch per transaction.
+
+    A consumer failing rolls the batch back; the events stay pending and the next run retries
+    them (consumers must therefore be idempotent per event id)."""
+    batch = get_settings().job_batch_size
+    handled = 0
+    readers = consumers()
+    while True:
+        with write_session(engine) as session:
+            events = repository.claim_pending(session, tenant_id, batch)
+            for event in events:
+                for consume in readers:
+                    consume(session, event, now)
+                event.dispatched_at = now
+        handled += len(events)
+        if len(events) < batch:
+            return handled
