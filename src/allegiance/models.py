@@ -6,6 +6,7 @@ from allegiance.earning.models import RuleUsage
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.insight.models import MemberScore
+from allegiance.integration.models import DataRequest, Integration, IntegrationDelivery
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -25,8 +26,11 @@ __all__ = [
     "ChallengeProgress",
     "Coupon",
     "CouponUse",
+    "DataRequest",
     "Event",
     "IdempotencyRecord",
+    "Integration",
+    "IntegrationDelivery",
     "LedgerAccount",
     "Lot",
     "Member",
