@@ -427,7 +427,7 @@ def record_access_request(
     )  # fmt: skip
     return Result(
         "data_request_recorded",
-        {"request_id": request_id, "member_id": member_id, "status": status},
+        {"request_id": request_id, "member_id": member_id, "request_status": status},
     )
 
 
@@ -446,7 +446,7 @@ def erase_member(
         platform_request_id=platform_request_id, export=None,
     )  # fmt: skip
     return Result(
-        "member_erased", {"request_id": request_id, "member_id": member_id, "status": status}
+        "member_erased", {"request_id": request_id, "member_id": member_id, "request_status": status}
     )
 
 
