@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     pool_max_overflow: int = 20
     auth_cache_seconds: float = 5.0
 
+    # shop platform connectors: reconciliation pulls through the platforms' REST APIs
+    integration_http_timeout_seconds: float = 30.0
+    integration_max_pages: int = 1_000  # pages one reconciliation run reads at most
+    integration_max_retries: int = 5  # per page, on 429 / 5xx / network errors
+    integration_retry_after_max_seconds: float = 60.0  # a longer Retry-After is cut to this
+    shopify_api_version: str = "2026-07"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

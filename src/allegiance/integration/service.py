@@ -446,7 +446,8 @@ def erase_member(
         platform_request_id=platform_request_id, export=None,
     )  # fmt: skip
     return Result(
-        "member_erased", {"request_id": request_id, "member_id": member_id, "request_status": status}
+        "member_erased",
+        {"request_id": request_id, "member_id": member_id, "request_status": status},
     )
 
 
