@@ -77,9 +77,7 @@ def apply_records(
     apply = _applier(integration.platform)
     for record in records:
         report.fetched += 1
-        record_id = (
-            str(record.get("id", record.get("entity_id", "?"))) if isinstance(record, dict) else "?"
-        )
+        record_id = _record_id(record)
         try:
             result = _apply_one(engine, integration, apply, record, now)
         except Conflict as exc:
