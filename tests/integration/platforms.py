@@ -105,3 +105,47 @@ def points(api: Api, member_id: str) -> int | float:
     assert response.status_code == 200, response.text
     balances = response.json()["balances"]["points"]
     return balances["active"] + balances["pending"]
+
+
+class RecordedShop:
+    """A real HTTP server on a local port that answers like a shop's REST API, from recorded
+    pages. ``route(path, query, headers) -> (status, headers, body)``; requests are kept."""
+
+    def __init__(self, route: Any) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        shop = self
+        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                shop.requests.append((parts.path, query, headers))
+                status, extra, body = route(parts.path, query, headers)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RecordedShop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

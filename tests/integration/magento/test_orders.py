@@ -116,7 +116,10 @@ def test_cli_import_books_once(api: Api, tenant: tuple[str, str], tmp_dir: Path)
     assert "fetched 2, booked 0, skipped 2, failed 0" in again.output
     lines = tmp_dir / "orders.jsonl"
     lines.write_text(
-        json.dumps(order(entity_id=316)) + "\n{broken\n" + json.dumps(order(order_currency_code="EUR", entity_id=317)) + "\n"
+        json.dumps(order(entity_id=316))
+        + "\n{broken\n"
+        + json.dumps(order(order_currency_code="EUR", entity_id=317))
+        + "\n"
     )
     mixed = runner.invoke(cli_app, ["import", "magento", str(lines), "--tenant", tenant[0]])
     assert mixed.exit_code == 1, mixed.output

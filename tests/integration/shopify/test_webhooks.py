@@ -195,7 +195,9 @@ def test_refund_of_an_order_not_booked_is_recorded(
     api: Api, http: httpx.Client, tenant: tuple[str, str]
 ) -> None:
     setup(api)
-    response = shopify_post(http, tenant[0], "refunds/create", sample("shopify_refunds_create.json"))
+    response = shopify_post(
+        http, tenant[0], "refunds/create", sample("shopify_refunds_create.json")
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "order_not_booked"
     assert counts(tenant[0]) == (0, 0)
