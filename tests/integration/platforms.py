@@ -120,7 +120,7 @@ class RecordedShop:
         self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 headers = {k.lower(): v for k, v in self.headers.items()}
