@@ -377,3 +377,16 @@ def test_connection_settings_hide_secrets(api: Api, tenant: tuple[str, str]) -> 
     assert api.delete("/v1/integrations/shopify").status_code == 204
     assert api.get("/v1/integrations/shopify").status_code == 404
     assert api.delete("/v1/integrations/shopify").status_code == 404
+
+
+def test_a_delivery_from_another_shop_is_refused(
+    api: Api, http: httpx.Client, tenant: tuple[str, str]
+) -> None:
+    apply_program(api, BASIC_PROGRAM)
+    body = {"webhook_secret": SECRET, "shop_domain": "other.myshopify.com"}
+    assert api.put("/v1/integrations/shopify", json=body).status_code == 200
+    # the helper sends X-Shopify-Shop-Domain: example.myshopify.com
+    response = shopify_post(http, tenant[0], "orders/paid", sample("shopify_orders_paid.json"))
+    assert response.status_code == 401
+    assert counts(tenant[0]) == (0, 0)
+    assert deliveries(tenant[0]) == 0
