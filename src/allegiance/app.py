@@ -169,5 +169,8 @@ def create_app() -> FastAPI:
         games,
     ):  # fmt: skip
         app.include_router(router)
+    from allegiance.experiment.endpoints import router as experiments
+
+    app.include_router(experiments)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.experiment.assignment import allowed
 from allegiance.b2b import repository as accounts_repo
 from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
@@ -201,11 +202,13 @@ def _eligible(
     now: datetime,
     context: dict[str, Any] | None = None,
 ) -> bool:
-    if reward.eligible is None:
+    if reward.eligible is None and reward.experiment is None:
         return True
     if context is None:
         context = _conditions(session, tenant_id, program, member, now)
-    return Scope(context).test(compile_expression(reward.eligible))
+    if not allowed(reward.experiment, context):
+        return False  # tied to experiment variants the member is not in (or the holdout)
+    return reward.eligible is None or Scope(context).test(compile_expression(reward.eligible))
 
 
 def _conditions(
