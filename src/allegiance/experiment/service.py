@@ -32,7 +32,7 @@ from allegiance.kit.money import currency_exponent
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import HOLDOUT, Experiment, Program
 
-Z_95 = stats.norm.ppf(0.975)
+Z_95 = float(stats.norm.ppf(0.975))
 DEFAULT_DAYS = 90  # the period when ``from`` is not given and the experiment has no start
 
 
