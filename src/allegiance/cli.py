@@ -468,7 +468,10 @@ def simulate(
     orders: Path = typer.Option(..., "--orders", help="orders file (CSV or JSONL, import format)"),
     compare: Path | None = typer.Option(None, "--compare", help="a second program to compare"),
     redemption_rate: float = typer.Option(
-        0.0, "--redemption-rate", min=0.0, max=1.0,
+        0.0,
+        "--redemption-rate",
+        min=0.0,
+        max=1.0,
         help="share of each member's active points spent at each month end (0-1)",
     ),
     as_json: bool = typer.Option(False, "--json"),

@@ -18,7 +18,9 @@ EXPERIMENT = {
 PROGRAM: dict[str, Any] = {
     **BASIC_PROGRAM,
     "experiments": [EXPERIMENT],
-    "campaigns": [{"key": "spring-campaign", "experiment": {"key": "spring", "variants": ["double"]}}],
+    "campaigns": [
+        {"key": "spring-campaign", "experiment": {"key": "spring", "variants": ["double"]}}
+    ],
     "rules": [
         *BASIC_PROGRAM["rules"],
         # no `when`: the restriction alone keeps the holdout out
@@ -82,7 +84,10 @@ def test_members_outside_the_experiment_get_nothing_either(api: Api) -> None:
     apply_program(api, PROGRAM)
     for i in range(12):
         member_id = f"staff{i}"
-        assert api.put(f"/v1/members/{member_id}", json={"tags": ["staff"]}).status_code in (200, 201)
+        assert api.put(f"/v1/members/{member_id}", json={"tags": ["staff"]}).status_code in (
+            200,
+            201,
+        )
         response = api.post("/v1/orders", json=order(f"s{i}", member_id, "20.00"))
         earned = sum(
             e["amount"] for e in response.json()["effects"] if e["type"] == "points_earned"

@@ -38,7 +38,9 @@ def _errors(api: Api, document: dict[str, Any]) -> list[dict[str, Any]]:
          ["experiments", 0], "ends_at"),
     ],
 )  # fmt: skip
-def test_bad_experiment(api: Api, experiment: dict[str, Any], loc: list[Any], fragment: str) -> None:
+def test_bad_experiment(
+    api: Api, experiment: dict[str, Any], loc: list[Any], fragment: str
+) -> None:
     errors = _errors(api, {**BASIC_PROGRAM, "experiments": [experiment]})
     assert any(e["loc"] == loc and fragment in e["msg"] for e in errors), errors
 
@@ -63,9 +65,7 @@ def test_bad_restrictions(api: Api, scope: dict[str, Any], loc: list[Any], fragm
         "campaigns": [{"key": "c", "experiment": scope}],
         "rules": [{"key": "r", "earn": {"fixed": 1}, "experiment": scope}],
         "rewards": [{"key": "w", "cost": 10, "experiment": scope}],
-        "promotions": [
-            {"key": "p", "type": "discount_percent", "value": 5, "experiment": scope}
-        ],
+        "promotions": [{"key": "p", "type": "discount_percent", "value": 5, "experiment": scope}],
     }
     errors = _errors(api, document)
     for section in ("campaigns", "rules", "rewards", "promotions"):

@@ -301,9 +301,7 @@ def welch_test(a: np.ndarray, b: np.ndarray) -> dict[str, Any] | None:
     }
 
 
-def _roi(
-    pairs: list[tuple[_Group, _Group]], margin: Decimal, exponent: int
-) -> dict[str, Any]:
+def _roi(pairs: list[tuple[_Group, _Group]], margin: Decimal, exponent: int) -> dict[str, Any]:
     """Incremental revenue, gross profit and cost of the groups over the holdout, scaled to
     each group's size, and ROI = (incremental gross profit − incremental cost) / cost."""
     revenue = Decimal(0)
@@ -334,4 +332,3 @@ def _overall(
 ) -> dict[str, Any]:
     """All variants together against the holdout."""
     return _roi([(groups[v.key], control) for v in experiment.variants], margin, exponent)
-

@@ -59,7 +59,9 @@ def _scope_errors(
     variants = declared.get(scope.key)
     if variants is None:
         known = ", ".join(sorted(declared)) or "none"
-        return [{"loc": [*loc, "key"], "msg": f"unknown experiment {scope.key!r}; declared: {known}"}]
+        return [
+            {"loc": [*loc, "key"], "msg": f"unknown experiment {scope.key!r}; declared: {known}"}
+        ]
     errors: list[dict[str, Any]] = []
     for number, variant in enumerate(scope.variants):
         if variant == HOLDOUT:

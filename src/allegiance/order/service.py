@@ -22,8 +22,8 @@ from allegiance.earning import service as earning
 from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usage_keys
 from allegiance.engagement import badges
 from allegiance.engagement.activity import engaged, on_activity
-from allegiance.experiment import assignment as experiment_assignment
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
+from allegiance.experiment import assignment as experiment_assignment
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
     currency_exponent,

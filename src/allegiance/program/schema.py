@@ -734,8 +734,7 @@ class Experiment(Strict):
             return value
         if number.is_finite() and number >= 1:
             raise ValueError(
-                "holdout is a fraction from 0 to below 1 (a 10 % holdout is 0.1), "
-                f"got {value}"
+                f"holdout is a fraction from 0 to below 1 (a 10 % holdout is 0.1), got {value}"
             )
         return value
 

@@ -24,8 +24,8 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from allegiance.experiment.assignment import allowed
 from allegiance.earning.engine import UsageBook
+from allegiance.experiment.assignment import allowed
 from allegiance.kit.clock import as_utc, period_key
 from allegiance.kit.expression import Scope, compile_expression
 from allegiance.kit.money import to_minor

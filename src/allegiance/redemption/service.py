@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from allegiance.experiment.assignment import allowed
 from allegiance.b2b import repository as accounts_repo
 from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
 from allegiance.earning import service as earning
 from allegiance.earning.engine import UsageBook
 from allegiance.errors import Conflict, Forbidden, NotFound, invalid
+from allegiance.experiment.assignment import allowed
 from allegiance.kit.clock import as_utc, period_key
 from allegiance.kit.expression import Scope, compile_expression
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, number, to_minor

@@ -68,7 +68,9 @@ def tier_counts(session: Session, tenant_id: str) -> dict[str, int]:
     )
     found = {(r[0] or ""): int(r[1]) for r in rows}
     members = int(
-        session.scalar(select(func.count()).select_from(Member).where(Member.tenant_id == tenant_id))
+        session.scalar(
+            select(func.count()).select_from(Member).where(Member.tenant_id == tenant_id)
+        )
         or 0
     )
     without = members - sum(found.values())
