@@ -8,8 +8,10 @@ the same split, and the results endpoint agree without storing anything.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from allegiance.kit.clock import as_utc
@@ -31,17 +33,31 @@ def bucket(experiment_key: str, member_id: str) -> float:
 
 def variant_for(experiment: Experiment, member_id: str) -> str:
     """``holdout`` for the first ``holdout`` share of [0, 1), then variants by weight."""
-    u = Decimal(bucket(experiment.key, member_id))
-    if u < experiment.holdout:
-        return HOLDOUT
-    total = sum((v.weight for v in experiment.variants), Decimal(0))
-    position = (u - experiment.holdout) / (1 - experiment.holdout) * total
-    running = Decimal(0)
-    for variant in experiment.variants:
-        running += variant.weight
-        if position < running:
-            return variant.key
-    return experiment.variants[-1].key  # rounding at the very top of the range
+    keys, bounds = _bounds(
+        experiment.key,
+        experiment.holdout,
+        tuple((v.key, v.weight) for v in experiment.variants),
+    )
+    index = bisect_right(bounds, bucket(experiment.key, member_id))
+    return keys[min(index, len(keys) - 1)]  # min: rounding at the very top of the range
+
+
+@lru_cache(maxsize=1024)
+def _bounds(
+    key: str, holdout: Decimal, variants: tuple[tuple[str, Decimal], ...]
+) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Group keys and the upper ends of their slices of [0, 1): the holdout's, then each
+    variant's ``holdout + (1 − holdout) × Σ weights so far / Σ weights`` (exact decimals,
+    rounded once to float)."""
+    total = sum((w for _, w in variants), Decimal(0))
+    keys = [HOLDOUT]
+    bounds = [float(holdout)]
+    running_total = Decimal(0)
+    for variant_key, weight in variants:
+        running_total += weight
+        keys.append(variant_key)
+        bounds.append(float(holdout + (1 - holdout) * running_total / total))
+    return tuple(keys), tuple(bounds)
 
 
 def running(experiment: Experiment, at: datetime) -> bool:

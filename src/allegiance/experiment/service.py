@@ -29,6 +29,7 @@ from allegiance.experiment.assignment import NOT_ENROLLED, running, variant_for
 from allegiance.kit.clock import as_utc
 from allegiance.kit.expression import Scope, compile_expression
 from allegiance.kit.money import currency_exponent
+from allegiance.order.service import member_context
 from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import HOLDOUT, Experiment, Program
 
@@ -192,8 +193,6 @@ def _enrolled_variant(
 ) -> str:
     """The member's group: ``when`` over its profile (tier, plan, badges empty), then the hash."""
     if when is not None:
-        from allegiance.order.service import member_context
-
         scope = Scope(
             {
                 "member": member_context(member, exponent),
