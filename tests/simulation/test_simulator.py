@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from allegiance.db import get_engine, read_session, write_session
+from allegiance.db import dispose_engine, get_engine, read_session, write_session
 from allegiance.integration.csv.service import import_orders
 from allegiance.kit.clock import parse_timestamp
 from allegiance.ledger.models import LedgerAccount, Transfer
+from allegiance.migrate import upgrade
 from allegiance.program.service import apply_program
 from allegiance.simulation.service import load_history, simulate
 from allegiance.tenant.models import Tenant
@@ -179,7 +180,8 @@ def test_cli_compare_json_and_the_live_database_is_untouched(tmp_dir: Path) -> N
     second = tmp_dir / "richer.json"
     second.write_text(json.dumps(RICHER))
     live = f"sqlite:///{tmp_dir / 'live.db'}"
-    assert run(live, "db", "upgrade").returncode == 0
+    upgrade(live)
+    dispose_engine(live)
     tables = ["tenants", "orders", "members", "ledger_transfers", "program_versions"]
     before = {t: sql(live, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
     digest = _digest(tmp_dir / "live.db")
