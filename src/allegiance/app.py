@@ -171,5 +171,8 @@ def create_app() -> FastAPI:
         games, integrations, platform_webhooks,
     ):  # fmt: skip
         app.include_router(router)
+    from allegiance.experiment.endpoints import router as experiments
+
+    app.include_router(experiments)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     page_size_max: int = 500
     import_batch_size: int = 2_000
     job_batch_size: int = 1_000
+    experiment_max_members: int = 2_000_000  # members one experiment results read covers
+    # gross margin for ROI when the program has no analytics.gross_margin (0.3 = 30 %)
+    analytics_gross_margin: float = 0.3
+    simulation_max_orders: int = 5_000_000  # orders one simulation replays
 
     # background work in the embedded default (`serve` runs jobs in-process)
     jobs_interval_seconds: float = 30.0

@@ -139,6 +139,15 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+def dispose_engine(url: str) -> None:
+    """Close and forget the engine of ``url`` (a throwaway database is about to go away)."""
+    url = normalize_url(url)
+    with _lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
 @contextmanager
 def write_session(engine: Engine | None = None) -> Iterator[Session]:
     """A session whose transaction commits once at the end, or rolls back on any error."""

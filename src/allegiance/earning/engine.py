@@ -25,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from allegiance.experiment.assignment import allowed
 from allegiance.kit.clock import period_key
 from allegiance.kit.expression import Scope
 from allegiance.kit.money import round_to_minor
@@ -163,6 +164,8 @@ def evaluate(
             continue
         if c.brands is not None and order is not None and order.get("brand") not in c.brands:
             continue  # a brand-scoped wallet takes only its brands' orders
+        if c.experiments and not all(allowed(x, context) for x in c.experiments):
+            continue  # tied to experiment variants the member is not in (or the holdout)
         if c.when is not None and not scope.test(c.when):
             continue
         if not _limits_ok(program, c, usage, member_id, at):

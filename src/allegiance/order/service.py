@@ -23,6 +23,7 @@ from allegiance.earning.engine import Evaluation, Line, UsageBook, evaluate, usa
 from allegiance.engagement import badges
 from allegiance.engagement.activity import engaged, on_activity
 from allegiance.errors import AlreadyBooked, Conflict, Forbidden, NotFound, invalid
+from allegiance.experiment import assignment as experiment_assignment
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import (
     currency_exponent,
@@ -330,7 +331,7 @@ def conditions_context(
     held_badges = badges.held_by(
         session, tenant_id=tenant_id, program=program.program, member_ids=[member.member_id]
     )
-    return {
+    context = {
         "member": member_context(
             member,
             exponent,
@@ -341,6 +342,7 @@ def conditions_context(
         ),
         "account": b2b.account_context(found.holder.account),
     }
+    return experiment_assignment.fill(program.program, context, now)
 
 
 @dataclass(frozen=True)
@@ -514,7 +516,7 @@ def _order_context(
     )
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
-    return context
+    return experiment_assignment.fill(program.program, context, prepared.placed_at)
 
 
 def tier_book(
@@ -1432,6 +1434,7 @@ def record_event(
         "account": b2b.account_context(holder_.account),
         "now": now,
     }
+    experiment_assignment.fill(program.program, context, occurred_at)
     if program.program.sweepstakes:
         from allegiance.sweepstakes.service import on_event
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from allegiance.kit.clock import zone
 from allegiance.kit.expression import Expression, compile_expression
-from allegiance.program.schema import Campaign, Program, Rule
+from allegiance.program.schema import Campaign, ExperimentScope, Program, Rule
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class CompiledRule:
     campaign: Campaign | None
     windowed: bool  # the rule or its campaign has starts_at / ends_at
     brands: frozenset[str] | None = None  # the wallet takes orders of these brands only
+    # the rule's and its campaign's experiment restrictions (all must hold)
+    experiments: tuple[ExperimentScope, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
                     or (campaign is not None and (campaign.starts_at or campaign.ends_at))
                 ),
                 brands=_wallet_brands(program, wallet),
+                experiments=tuple(
+                    scope
+                    for scope in (rule.experiment, campaign.experiment if campaign else None)
+                    if scope is not None
+                ),
             )
         )
     # document order, or by priority (lower first); ties keep document order

@@ -96,6 +96,14 @@ class Earn(Strict):
         return self
 
 
+class ExperimentScope(Strict):
+    """Ties a benefit to variants of an experiment: only members assigned to one of them get it
+    (never the holdout, never members outside the experiment)."""
+
+    key: Key
+    variants: list[Key] = Field(min_length=1, max_length=20)
+
+
 class Multiply(Strict):
     factor: NonNegative
     items: str | None = None
@@ -128,6 +136,7 @@ class Rule(Strict):
     campaign: Key | None = None
     issue_coupon: IssueCoupon | None = None  # a next-order coupon instead of points
     issue_reward: IssueReward | None = None  # a catalog reward's coupon, free
+    experiment: ExperimentScope | None = None  # only these variants' members earn it
 
     @field_validator("on")
     @classmethod
@@ -158,6 +167,7 @@ class Campaign(Strict):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     budget: Positive | None = None  # points, in the wallet of each rule that draws on it
+    experiment: ExperimentScope | None = None  # its rules reach only these variants' members
 
     @model_validator(mode="after")
     def _window(self) -> Campaign:
@@ -265,6 +275,7 @@ class Reward(Strict):
     limit: Limit | None = None
     enabled: bool = True
     coupon: CouponSettings | None = None  # how the redeemed reward's coupon code is made
+    experiment: ExperimentScope | None = None  # only these variants' members may redeem it
 
     @model_validator(mode="after")
     def _shape(self) -> Reward:
@@ -489,6 +500,7 @@ class Promotion(Strict):
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     limit: Limit | None = None
+    experiment: ExperimentScope | None = None  # only these variants' members get it
 
 
 class BadgeLevel(Strict):
@@ -685,6 +697,64 @@ class Leaderboard(Strict):
     size: int = Field(default=10, ge=1, le=100)  # top N shown
 
 
+HOLDOUT = "holdout"  # the variant name of an experiment's holdout (control) group
+
+
+class ExperimentVariant(Strict):
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    weight: Positive = Decimal(1)  # relative share of the enrolled members outside the holdout
+
+    @field_validator("key")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == HOLDOUT:
+            raise ValueError(f"variant key {HOLDOUT!r} is reserved for the holdout group")
+        return value
+
+
+class Experiment(Strict):
+    """An A/B test with a holdout (docs/experiments.md)."""
+
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    # fraction (0 to 1, 0.1 = 10 %) of the enrolled members kept out of every variant
+    holdout: Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False)] = Decimal(0)
+    variants: list[ExperimentVariant] = Field(min_length=1, max_length=20)
+    when: str | None = None  # CEL over member, account, now: who is enrolled
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        try:
+            number = Decimal(str(value))
+        except ArithmeticError:
+            return value
+        if number.is_finite() and number >= 1:
+            raise ValueError(
+                f"holdout is a fraction from 0 to below 1 (a 10 % holdout is 0.1), got {value}"
+            )
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_keys(cls, value: list[ExperimentVariant]) -> list[ExperimentVariant]:
+        seen: set[str] = set()
+        for variant in value:
+            if variant.key in seen:
+                raise ValueError(f"duplicate variant key {variant.key!r}")
+            seen.add(variant.key)
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> Experiment:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -708,6 +778,7 @@ class Program(Strict):
     polls: list[Poll] = Field(default_factory=list, max_length=100)
     surveys: list[Survey] = Field(default_factory=list, max_length=100)
     leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
+    experiments: list[Experiment] = Field(default_factory=list, max_length=50)
 
     @field_validator("wallets")
     @classmethod

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from allegiance.config import get_settings
 from allegiance.coupon.schemas import coupon_reward_errors, spec_errors
+from allegiance.experiment.validate import experiment_errors
 from allegiance.kit.clock import as_utc, zone
 from allegiance.kit.expression import ExpressionError, check_expression
 from allegiance.kit.money import currency_exponent, decimal_places
@@ -74,6 +75,7 @@ def sample_context() -> dict[str, Any]:
             "stats": {"orders": 0, "spend": 0.0, "points_earned": 0.0},
             "segments": [],
             "badges": [],
+            "experiments": {},
         },
         "event": {
             "id": "e-1",
@@ -114,6 +116,8 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
             {"loc": ["rules"], "msg": f"at most {settings.max_program_rules} rules are allowed"}
         )
     sample = sample_context()
+    # each declared experiment as a key of member.experiments (a typo in a condition is a 422)
+    sample["member"]["experiments"] = {e.key: e.variants[0].key for e in program.experiments}
     campaigns = {c.key for c in program.campaigns}
     seen: set[str] = set()
     for index, campaign in enumerate(program.campaigns):
@@ -217,6 +221,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_promotions(program, errors, sample)
     _check_engagement(program, errors, sample)
     _check_games(program, errors, sample)
+    errors += experiment_errors(program, sample, MEMBER_ROOTS)
     return (None, errors) if errors else (program, [])
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from allegiance.earning.engine import UsageBook
+from allegiance.experiment.assignment import allowed
 from allegiance.kit.clock import as_utc, period_key
 from allegiance.kit.expression import Scope, compile_expression
 from allegiance.kit.money import to_minor
@@ -217,6 +218,8 @@ def _eligible(
         return "the promotion has not started", []
     if p.ends_at is not None and at >= as_utc(p.ends_at):
         return "the promotion has ended", []
+    if p.experiment is not None and not allowed(p.experiment, scope.values):
+        return "the promotion is part of an experiment variant the member is not in", []
     if p.when is not None and not scope.test(compile_expression(p.when)):
         return "the cart does not meet the promotion's conditions", []
     if p.limit is not None:

@@ -23,6 +23,7 @@ from allegiance.b2b.service import Holder
 from allegiance.earning import service as earning
 from allegiance.earning.engine import UsageBook
 from allegiance.errors import Conflict, Forbidden, NotFound, invalid
+from allegiance.experiment.assignment import allowed
 from allegiance.kit.clock import as_utc, period_key
 from allegiance.kit.expression import Scope, compile_expression
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, number, to_minor
@@ -201,11 +202,13 @@ def _eligible(
     now: datetime,
     context: dict[str, Any] | None = None,
 ) -> bool:
-    if reward.eligible is None:
+    if reward.eligible is None and reward.experiment is None:
         return True
     if context is None:
         context = _conditions(session, tenant_id, program, member, now)
-    return Scope(context).test(compile_expression(reward.eligible))
+    if not allowed(reward.experiment, context):
+        return False  # tied to experiment variants the member is not in (or the holdout)
+    return reward.eligible is None or Scope(context).test(compile_expression(reward.eligible))
 
 
 def _conditions(

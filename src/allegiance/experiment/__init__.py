@@ -1,0 +1,1 @@
+"""Experiments with holdouts: assignment, benefit restriction, results."""

@@ -1,0 +1,1 @@
+"""The program simulator: replays an order history through programs in isolation."""
