@@ -156,8 +156,10 @@ def create_app() -> FastAPI:
     from allegiance.outbox.endpoints import router as domain_events
     from allegiance.pricing.endpoints import router as pricing
     from allegiance.program.endpoints import router as program
+    from allegiance.recommendation.endpoints import router as recommendations
     from allegiance.redemption.endpoints import router as redemptions
     from allegiance.referral.endpoints import router as referrals
+    from allegiance.segment.endpoints import router as segments
     from allegiance.subscription.endpoints import router as subscriptions
     from allegiance.sweepstakes.endpoints import router as sweepstakes
     from allegiance.tenant.endpoints import router as api_keys
@@ -166,7 +168,7 @@ def create_app() -> FastAPI:
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games,
+        games, segments, recommendations,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

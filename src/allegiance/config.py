@@ -31,6 +31,25 @@ class Settings(BaseSettings):
     pool_max_overflow: int = 20
     auth_cache_seconds: float = 5.0
 
+    # segments (docs/segments.md): refresh age, batch, history read per member for affinity
+    segment_refresh_hours: float = 24.0
+    segment_batch_size: int = 500
+    segment_affinity_days: int = 365
+    segment_affinity_orders: int = 200
+    segment_affinity_views: int = 500
+    segment_affinity_view_weight: float = 0.25
+
+    # recommendations (docs/recommendations.md): model size and history bounds
+    recommendation_refresh_hours: float = 24.0
+    recommendation_window_days: int = 365
+    recommendation_max_orders: int = 20_000
+    recommendation_max_views: int = 50_000
+    recommendation_max_items: int = 5_000
+    recommendation_items_per_member: int = 50
+    recommendation_neighbours: int = 20
+    recommendation_view_weight: float = 0.3
+    recommendation_limit_max: int = 50
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

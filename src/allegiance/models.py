@@ -11,8 +11,10 @@ from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
+from allegiance.recommendation.models import ItemSimilarity, RecommendationItem
 from allegiance.redemption.models import Redemption
 from allegiance.referral.models import Referral, ReferralCode
+from allegiance.segment.models import SegmentCheck, SegmentMembership
 from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.sweepstakes.models import SweepstakeDraw, SweepstakeEntry
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
@@ -27,6 +29,7 @@ __all__ = [
     "CouponUse",
     "Event",
     "IdempotencyRecord",
+    "ItemSimilarity",
     "LedgerAccount",
     "Lot",
     "Member",
@@ -37,11 +40,14 @@ __all__ = [
     "PollVote",
     "ProgramVersion",
     "QuizAttempt",
+    "RecommendationItem",
     "Redemption",
     "Referral",
     "ReferralCode",
     "Refund",
     "RuleUsage",
+    "SegmentCheck",
+    "SegmentMembership",
     "Subscription",
     "SubscriptionPayment",
     "SurveyResponse",
