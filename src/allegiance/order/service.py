@@ -631,9 +631,10 @@ def book_orders(
         session, tenant_id=tenant_id, program=program.program, member_ids=list(locked)
     )
     # segments as held before these orders (like the tier); re-evaluated after booking
-    held_segments = segmentation.held(
+    stored_segments = segmentation.stored(
         session, tenant_id=tenant_id, program=program, member_ids=list(locked)
     )
+    held_segments = segmentation.keys_of(program, stored_segments)
     account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
     credits: list[Credit] = []
@@ -807,8 +808,9 @@ def book_orders(
     _save_account_stats(session, tenant_id, program, account_stats, now)
     outbox.emit_many(session, events)
     segmentation.refresh_members(
-        session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now
-    )
+        session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now,
+        current=stored_segments,
+    )  # fmt: skip
     if book is not None:
         book.flush()
     return bookings

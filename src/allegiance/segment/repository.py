@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, dialect_insert, is_postgres
+from allegiance.insight.models import MemberScore
 from allegiance.member.models import Member
 from allegiance.order.models import Event, Order
 from allegiance.segment.models import SegmentCheck, SegmentMembership
+
+_MEMBERSHIPS = cast(Table, SegmentMembership.__table__)
+_MEMBERS = cast(Table, Member.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_EVENTS = cast(Table, Event.__table__)
+
+# statements built once: the booking path runs them for every order
+_MEMBERSHIPS_OF = select(
+    _MEMBERSHIPS.c.member_id, _MEMBERSHIPS.c.segment_key, _MEMBERSHIPS.c.entered_at
+).where(
+    _MEMBERSHIPS.c.tenant_id == bindparam("tid"),
+    _MEMBERSHIPS.c.member_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 def memberships_of(
@@ -21,19 +36,38 @@ def memberships_of(
     """Segment key -> entered_at, per member (members in no segment are absent)."""
     found: dict[str, dict[str, datetime]] = {}
     ids = sorted(set(member_ids))
+    conn = session.connection()
     for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(
-                SegmentMembership.member_id,
-                SegmentMembership.segment_key,
-                SegmentMembership.entered_at,
-            ).where(
-                SegmentMembership.tenant_id == tenant_id,
-                SegmentMembership.member_id.in_(ids[start : start + 500]),
-            )
-        )
+        rows = conn.execute(_MEMBERSHIPS_OF, {"tid": tenant_id, "ids": ids[start : start + 500]})
         for member_id, key, entered_at in rows:
             found.setdefault(member_id, {})[key] = entered_at
+    return found
+
+
+_SCORES = cast(Table, MemberScore.__table__)
+_SCORES_OF = select(
+    _SCORES.c.member_id,
+    _SCORES.c.clv_minor,
+    _SCORES.c.expected_purchases,
+    _SCORES.c.p_alive,
+    _SCORES.c.churn_risk,
+    _SCORES.c.rfm_segment,
+).where(
+    _SCORES.c.tenant_id == bindparam("tid"),
+    _SCORES.c.member_id.in_(bindparam("ids", expanding=True)),
+)
+
+
+def scores_of(session: Session, tenant_id: str, member_ids: Sequence[str]) -> dict[str, Any]:
+    """The model scores segments use, per scored member (the columns of ``member_scores``
+    that ``insight.repository.scores_for`` returns, read without ORM objects: this runs in
+    every booking of a tenant whose segments use scores)."""
+    ids = sorted(set(member_ids))
+    found: dict[str, Any] = {}
+    conn = session.connection()
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(_SCORES_OF, {"tid": tenant_id, "ids": ids[start : start + 500]}):
+            found[row.member_id] = row
     return found
 
 
@@ -93,18 +127,25 @@ def members_page(
     return [(r[0], r[1]) for r in rows]
 
 
+_LOAD_MEMBERS = (
+    select(*_MEMBERS.c)
+    .where(
+        _MEMBERS.c.tenant_id == bindparam("tid"),
+        _MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(_MEMBERS.c.member_id)
+)
+
+
 def load_members(session: Session, tenant_id: str, member_ids: Sequence[str]) -> list[Member]:
-    """The members as stored now (re-read: stats may have been updated in this transaction)."""
+    """The members as stored now (re-read: stats may have been updated in this transaction),
+    as plain objects with the model's attributes (no ORM state)."""
     ids = sorted(set(member_ids))
     found: list[Member] = []
+    conn = session.connection()
     for start in range(0, len(ids), 500):
-        stmt = (
-            select(Member)
-            .where(Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500]))
-            .order_by(Member.member_id)
-            .execution_options(populate_existing=True)
-        )
-        found.extend(session.scalars(stmt))
+        rows = conn.execute(_LOAD_MEMBERS, {"tid": tenant_id, "ids": ids[start : start + 500]})
+        found.extend(cast(Member, SimpleNamespace(**row._mapping)) for row in rows)
     return found
 
 
@@ -163,6 +204,37 @@ def mark_checked(
     session.execute(stmt)
 
 
+def _ranked(table: Table, *, time: str, key: str, value: str, extra: Any) -> Any:
+    """Each member's latest rows in a window, at most ``:cap`` per member."""
+    rank = (
+        func.row_number()
+        .over(partition_by=table.c.member_id, order_by=(table.c[time].desc(), table.c[key]))
+        .label("rank")
+    )
+    inner = (
+        select(table.c.member_id, table.c[value].label("value"), rank)
+        .where(
+            table.c.tenant_id == bindparam("tid"),
+            table.c.member_id.in_(bindparam("ids", expanding=True)),
+            table.c[time] >= bindparam("since"),
+            table.c[time] <= bindparam("until"),
+            extra,
+        )
+        .subquery()
+    )
+    return select(inner.c.member_id, inner.c.value).where(inner.c.rank <= bindparam("cap"))
+
+
+_RECENT_ORDERS = _ranked(
+    _ORDERS, time="placed_at", key="order_id", value="payload",
+    extra=_ORDERS.c.status == "completed",
+)  # fmt: skip
+_RECENT_EVENTS = _ranked(
+    _EVENTS, time="occurred_at", key="event_id", value="properties",
+    extra=_EVENTS.c.type == bindparam("type"),
+)  # fmt: skip
+
+
 def recent_order_payloads(
     session: Session,
     tenant_id: str,
@@ -174,25 +246,11 @@ def recent_order_payloads(
 ) -> list[tuple[str, dict[str, Any]]]:
     """(member id, payload) of each member's latest completed orders in the window, at most
     ``per_member`` each."""
-    rank = (
-        func.row_number()
-        .over(partition_by=Order.member_id, order_by=(Order.placed_at.desc(), Order.order_id))
-        .label("rank")
-    )
-    inner = (
-        select(Order.member_id, Order.payload, rank)
-        .where(
-            Order.tenant_id == tenant_id,
-            Order.member_id.in_(sorted(set(member_ids))),
-            Order.status == "completed",
-            Order.placed_at >= since,
-            Order.placed_at <= until,
-        )
-        .subquery()
-    )
-    rows = session.execute(
-        select(inner.c.member_id, inner.c.payload).where(inner.c.rank <= per_member)
-    )
+    rows = session.connection().execute(
+        _RECENT_ORDERS,
+        {"tid": tenant_id, "ids": sorted(set(member_ids)), "since": since, "until": until,
+         "cap": per_member},
+    )  # fmt: skip
     return [(r[0], r[1]) for r in rows]
 
 
@@ -207,23 +265,9 @@ def recent_events(
     per_member: int,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(member id, properties) of each member's latest events of a type in the window."""
-    rank = (
-        func.row_number()
-        .over(partition_by=Event.member_id, order_by=(Event.occurred_at.desc(), Event.event_id))
-        .label("rank")
-    )
-    inner = (
-        select(Event.member_id, Event.properties, rank)
-        .where(
-            Event.tenant_id == tenant_id,
-            Event.member_id.in_(sorted(set(member_ids))),
-            Event.type == type_,
-            Event.occurred_at >= since,
-            Event.occurred_at <= until,
-        )
-        .subquery()
-    )
-    rows = session.execute(
-        select(inner.c.member_id, inner.c.properties).where(inner.c.rank <= per_member)
-    )
+    rows = session.connection().execute(
+        _RECENT_EVENTS,
+        {"tid": tenant_id, "ids": sorted(set(member_ids)), "type": type_, "since": since,
+         "until": until, "cap": per_member},
+    )  # fmt: skip
     return [(r[0], r[1]) for r in rows]

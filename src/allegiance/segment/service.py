@@ -31,18 +31,32 @@ from allegiance.segment import repository
 SCORE_NAMES = ("clv", "p_alive", "churn_risk", "rfm_segment", "expected_purchases")
 
 
+Stored = dict[str, dict[str, datetime]]  # member id -> segment key -> entered_at
+
+
+def stored(
+    session: Session, *, tenant_id: str, program: CompiledProgram, member_ids: Sequence[str]
+) -> Stored:
+    """The members' stored memberships; no read when the program defines no segments."""
+    if not program.program.segments or not member_ids:
+        return {}
+    return repository.memberships_of(session, tenant_id, member_ids)
+
+
+def keys_of(program: CompiledProgram, found: Stored) -> dict[str, list[str]]:
+    """Segment keys per member, of the segments the program defines."""
+    defined = {s.key for s in program.program.segments}
+    return {m: sorted(k for k in keys if k in defined) for m, keys in found.items()}
+
+
 def held(
     session: Session, *, tenant_id: str, program: CompiledProgram, member_ids: Sequence[str]
 ) -> dict[str, list[str]]:
     """Segment keys per member as stored (for ``member.segments`` in conditions); no read
     when the program defines no segments."""
-    if not program.program.segments or not member_ids:
-        return {}
-    defined = {s.key for s in program.program.segments}
-    return {
-        member_id: sorted(k for k in keys if k in defined)
-        for member_id, keys in repository.memberships_of(session, tenant_id, member_ids).items()
-    }
+    return keys_of(
+        program, stored(session, tenant_id=tenant_id, program=program, member_ids=member_ids)
+    )
 
 
 def segments_of(
@@ -64,17 +78,20 @@ def refresh_members(
     member_ids: Sequence[str],
     now: datetime,
     force: bool = False,
+    current: Stored | None = None,
 ) -> dict[str, list[str]]:
     """Re-evaluate the members' segments as of ``now``, store what changed and emit one
     ``segment.entered`` / ``segment.left`` per change. The caller holds the members' locks
     (a booking) or claimed them (the job). Returns each member's segment keys.
 
     Nothing is read when the program has no segments (unless ``force``: the job then
-    removes memberships of segments the program no longer defines)."""
+    removes memberships of segments the program no longer defines). ``current``: the
+    members' stored memberships when the caller has read them already (``stored``)."""
     segments = program.program.segments
     if not member_ids or (not segments and not force):
         return {}
-    current = repository.memberships_of(session, tenant_id, member_ids)
+    if current is None:
+        current = repository.memberships_of(session, tenant_id, member_ids)
     if not segments and not current:
         return {}
     members_ = repository.load_members(session, tenant_id, member_ids)
