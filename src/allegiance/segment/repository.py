@@ -246,12 +246,16 @@ def recent_order_payloads(
 ) -> list[tuple[str, dict[str, Any]]]:
     """(member id, payload) of each member's latest completed orders in the window, at most
     ``per_member`` each."""
-    rows = session.connection().execute(
-        _RECENT_ORDERS,
-        {"tid": tenant_id, "ids": sorted(set(member_ids)), "since": since, "until": until,
-         "cap": per_member},
-    )  # fmt: skip
-    return [(r[0], r[1]) for r in rows]
+    ids = sorted(set(member_ids))
+    found: list[tuple[str, dict[str, Any]]] = []
+    for start in range(0, len(ids), 500):
+        rows = session.connection().execute(
+            _RECENT_ORDERS,
+            {"tid": tenant_id, "ids": ids[start : start + 500], "since": since, "until": until,
+             "cap": per_member},
+        )  # fmt: skip
+        found.extend((r[0], r[1]) for r in rows)
+    return found
 
 
 def recent_events(
@@ -265,9 +269,13 @@ def recent_events(
     per_member: int,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(member id, properties) of each member's latest events of a type in the window."""
-    rows = session.connection().execute(
-        _RECENT_EVENTS,
-        {"tid": tenant_id, "ids": sorted(set(member_ids)), "type": type_, "since": since,
-         "until": until, "cap": per_member},
-    )  # fmt: skip
-    return [(r[0], r[1]) for r in rows]
+    ids = sorted(set(member_ids))
+    found: list[tuple[str, dict[str, Any]]] = []
+    for start in range(0, len(ids), 500):
+        rows = session.connection().execute(
+            _RECENT_EVENTS,
+            {"tid": tenant_id, "ids": ids[start : start + 500], "type": type_, "since": since,
+             "until": until, "cap": per_member},
+        )  # fmt: skip
+        found.extend((r[0], r[1]) for r in rows)
+    return found
