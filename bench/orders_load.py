@@ -324,12 +324,22 @@ def wait_healthy(
     )
 
 
-def apply_program(base_url: str, api_key: str) -> int | None:
+# ``--segments``: the same program with segments, so every order also re-evaluates its member
+SEGMENTS: list[dict[str, Any]] = [
+    {"key": "vip", "name": "VIP", "condition": "member.stats.monetary >= 1000.0"},
+    {"key": "regular", "name": "Regular", "condition": "member.stats.frequency >= 3"},
+    {"key": "lapsed", "name": "Lapsed", "condition": "member.stats.recency_days >= 60"},
+    {"key": "at-risk", "name": "At risk", "condition": "member.stats.churn_risk == 'high'"},
+    {"key": "fan", "name": "Category fan", "condition": "member.affinity.general > 0.5"},
+]
+
+
+def apply_program(base_url: str, api_key: str, segments: bool = False) -> int | None:
     import httpx
 
     response = httpx.put(
         f"{base_url}/v1/program",
-        json=PROGRAM,
+        json={**PROGRAM, "segments": SEGMENTS} if segments else PROGRAM,
         headers={"Authorization": f"Bearer {api_key}"},
         timeout=30.0,
     )
@@ -751,6 +761,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-verify", action="store_true", help="skip `allegiance ledger verify`")
     parser.add_argument("--keep", action="store_true", help="keep the pgbench database")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--segments", action="store_true", help="the program also defines five segments"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
@@ -812,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
             base_url = f"http://{HOST}:{port}"
             server = start_server(database_url, port, args.workers, server_log)
             wait_healthy(base_url, server, server_log, timeout=90)
-            version = apply_program(base_url, api_key)
+            version = apply_program(base_url, api_key, args.segments)
             log(f"program applied (version {version})")
 
             rng = random.Random(20260101)

@@ -158,8 +158,10 @@ def create_app() -> FastAPI:
     from allegiance.outbox.endpoints import router as domain_events
     from allegiance.pricing.endpoints import router as pricing
     from allegiance.program.endpoints import router as program
+    from allegiance.recommendation.endpoints import router as recommendations
     from allegiance.redemption.endpoints import router as redemptions
     from allegiance.referral.endpoints import router as referrals
+    from allegiance.segment.endpoints import router as segments
     from allegiance.subscription.endpoints import router as subscriptions
     from allegiance.sweepstakes.endpoints import router as sweepstakes
     from allegiance.tenant.endpoints import router as api_keys
@@ -168,7 +170,7 @@ def create_app() -> FastAPI:
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games, integrations, platform_webhooks,
+        games, integrations, platform_webhooks, segments, recommendations,
     ):  # fmt: skip
         app.include_router(router)
     from allegiance.experiment.endpoints import router as experiments

@@ -41,6 +41,24 @@ class Settings(BaseSettings):
     integration_max_retries: int = 5  # per page, on 429 / 5xx / network errors
     integration_retry_after_max_seconds: float = 60.0  # a longer Retry-After is cut to this
     shopify_api_version: str = "2026-07"
+    # segments (docs/segments.md): refresh age, batch, history read per member for affinity
+    segment_refresh_hours: float = 24.0
+    segment_batch_size: int = 500
+    segment_affinity_days: int = 365
+    segment_affinity_orders: int = 200
+    segment_affinity_views: int = 500
+    segment_affinity_view_weight: float = 0.25
+
+    # recommendations (docs/recommendations.md): model size and history bounds
+    recommendation_refresh_hours: float = 24.0
+    recommendation_window_days: int = 365
+    recommendation_max_orders: int = 20_000
+    recommendation_max_views: int = 50_000
+    recommendation_max_items: int = 5_000
+    recommendation_items_per_member: int = 50
+    recommendation_neighbours: int = 20
+    recommendation_view_weight: float = 0.3
+    recommendation_limit_max: int = 50
 
 
 @lru_cache(maxsize=1)

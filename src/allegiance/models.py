@@ -12,8 +12,10 @@ from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
 from allegiance.order.models import Event, Order, Refund
 from allegiance.outbox.models import OutboxEvent
+from allegiance.recommendation.models import ItemSimilarity, RecommendationItem
 from allegiance.redemption.models import Redemption
 from allegiance.referral.models import Referral, ReferralCode
+from allegiance.segment.models import SegmentCheck, SegmentMembership
 from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.sweepstakes.models import SweepstakeDraw, SweepstakeEntry
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
@@ -31,6 +33,7 @@ __all__ = [
     "IdempotencyRecord",
     "Integration",
     "IntegrationDelivery",
+    "ItemSimilarity",
     "LedgerAccount",
     "Lot",
     "Member",
@@ -41,11 +44,14 @@ __all__ = [
     "PollVote",
     "ProgramVersion",
     "QuizAttempt",
+    "RecommendationItem",
     "Redemption",
     "Referral",
     "ReferralCode",
     "Refund",
     "RuleUsage",
+    "SegmentCheck",
+    "SegmentMembership",
     "Subscription",
     "SubscriptionPayment",
     "SurveyResponse",

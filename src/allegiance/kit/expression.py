@@ -18,7 +18,7 @@ from allegiance.kit.fastpath import Fast, GiveUp, compile_fast
 
 ROOT_NAMES = frozenset({"order", "item", "member", "event", "account", "now"})
 # maps whose keys belong to the merchant: a missing key there is only known at run time
-FREE_FORM = ("attributes", "properties")
+FREE_FORM = ("attributes", "properties", "affinity")
 
 
 _MACRO_VAR = re.compile(

@@ -17,6 +17,7 @@ from allegiance.member import repository
 from allegiance.member.models import Member
 from allegiance.member.schemas import MemberUpsert
 from allegiance.program.service import load_program
+from allegiance.segment import service as segmentation
 from allegiance.tier import service as tiers
 
 MEMBER_ID_MAX = 255
@@ -62,6 +63,11 @@ def upsert_member(
             session, tenant_id=tenant_id, member=member, previous=existing,
             code=given["referral_code"], now=now,
         )  # fmt: skip
+    program = load_program(session, tenant_id=tenant_id)
+    if program is not None:
+        segmentation.refresh_members(
+            session, tenant_id=tenant_id, program=program, member_ids=[member_id], now=now
+        )
     return member, existing is None
 
 
@@ -123,7 +129,9 @@ def member_view(
             )
             if program is not None and (program.badges or program.challenges)
             else [],
-            "segments": [],
+            "segments": segmentation.segments_of(
+                session, tenant_id=tenant_id, program=compiled, member_id=member_id
+            ),
             "stats": {
                 "orders": member.orders_count,
                 "spend": money_str(member.spend_minor, exponent),

@@ -46,6 +46,7 @@ from allegiance.program.coalition import find_partner, partner_wallet
 from allegiance.program.compiled import CompiledProgram
 from allegiance.promotion import service as promotions
 from allegiance.referral import service as referrals
+from allegiance.segment import service as segmentation
 from allegiance.tier import service as tiers
 from allegiance.tier.repository import Owner
 from allegiance.tier.service import NO_TIER, Held, TierBook
@@ -339,6 +340,9 @@ def conditions_context(
             membership=found.membership,
             extra_perks=found.perks,
             badges=held_badges.get(member.member_id, ()),
+            segments=segmentation.held(
+                session, tenant_id=tenant_id, program=program, member_ids=[member.member_id]
+            ).get(member.member_id, ()),
         ),
         "account": b2b.account_context(found.holder.account),
     }
@@ -476,12 +480,14 @@ def _evaluate(
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
     badges: Sequence[str] = (),
+    segments: Sequence[str] = (),
 ) -> Evaluation:
     if member is None:
         return Evaluation()
     context = _order_context(
-        program, prepared, member, stats, held, holder_, membership, extra_perks, badges
-    )
+        program, prepared, member, stats, held, holder_, membership, extra_perks, badges,
+        segments,
+    )  # fmt: skip
     return evaluate(
         program,
         event_type="order.completed",
@@ -507,12 +513,13 @@ def _order_context(
     membership: ActiveMembership | None = None,
     extra_perks: Sequence[str] = (),
     badges: Sequence[str] = (),
+    segments: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The order as conditions see it, with the member's tier, plan, perks and account."""
     context = dict(prepared.context)
     exponent = currency_exponent(program.currency)
     context["member"] = member_context(
-        member, exponent, stats, held, membership, extra_perks, badges
+        member, exponent, stats, held, membership, extra_perks, badges, segments
     )
     if holder_ is not None:
         context["account"] = b2b.account_context(holder_.account)
@@ -625,6 +632,11 @@ def book_orders(
     held_badges = badges.held_by(
         session, tenant_id=tenant_id, program=program.program, member_ids=list(locked)
     )
+    # segments as held before these orders (like the tier); re-evaluated after booking
+    stored_segments = segmentation.stored(
+        session, tenant_id=tenant_id, program=program, member_ids=list(locked)
+    )
+    held_segments = segmentation.keys_of(program, stored_segments)
     account_stats: dict[str, dict[str, Any]] = {}
     bookings: list[Booking] = []
     credits: list[Credit] = []
@@ -650,6 +662,7 @@ def book_orders(
                 membership,
                 perks.get(member.member_id, ()) if member is not None else (),
                 held_badges.get(member.member_id, ()) if member is not None else (),
+                held_segments.get(member.member_id, ()) if member is not None else (),
             ),
             owner=owner,
         )
@@ -669,6 +682,7 @@ def book_orders(
                     membership,
                     perks.get(member.member_id, ()) if member is not None else (),
                     held_badges.get(member.member_id, ()) if member is not None else (),
+                    held_segments.get(member.member_id, ()) if member is not None else (),
                 ),
                 usage=usage,
             )
@@ -725,7 +739,7 @@ def book_orders(
             if engaged(program.program):
                 context = _order_context(
                     program, o, member, s, held, holder_, membership,
-                    perks.get(member.member_id, ()),
+                    perks.get(member.member_id, ()), (), held_segments.get(member.member_id, ()),
                 )  # fmt: skip
                 outcome = on_activity(
                     session,
@@ -795,6 +809,10 @@ def book_orders(
     members.update_stats(session, list(stats.values()))
     _save_account_stats(session, tenant_id, program, account_stats, now)
     outbox.emit_many(session, events)
+    segmentation.refresh_members(
+        session, tenant_id=tenant_id, program=program, member_ids=list(locked), now=now,
+        current=stored_segments,
+    )  # fmt: skip
     if book is not None:
         book.flush()
     return bookings
@@ -1005,6 +1023,13 @@ def evaluate_cart(
     if member is None:
         member = stand_in_member(tenant_id=tenant_id, member_id=member_key, now=now)
     found = standing(session, tenant_id=tenant_id, program=program, member=member, now=now)
+    held_segments = (
+        segmentation.held(
+            session, tenant_id=tenant_id, program=program, member_ids=[member.member_id]
+        ).get(member.member_id, ())
+        if known
+        else ()
+    )
     evaluation = _evaluate(
         program,
         cart,
@@ -1014,6 +1039,7 @@ def evaluate_cart(
         holder_=found.holder,
         membership=found.membership,
         extra_perks=found.perks,
+        segments=held_segments,
     )
     coupon_results = coupons.evaluate_codes(
         session, tenant_id=tenant_id, program=program, cart=cart
@@ -1031,6 +1057,7 @@ def evaluate_cart(
                 found.holder,
                 found.membership,
                 found.perks,
+                segments=held_segments,
             ),
             usage,
         ),
@@ -1327,6 +1354,10 @@ def _reverse(
                 s["orders_count"] = max(0, s["orders_count"] - 1)
             # a refund is not member activity: the inactivity clock is left alone
             members.update_stats(session, [s])
+            segmentation.refresh_members(
+                session, tenant_id=tenant_id, program=program, member_ids=[order.member_id],
+                now=now,
+            )  # fmt: skip
     outbox.emit(
         session,
         tenant_id=tenant_id,
@@ -1430,6 +1461,9 @@ def record_event(
             badges=badges.held_by(
                 session, tenant_id=tenant_id, program=program.program, member_ids=[member.member_id]
             ).get(member.member_id, ()),
+            segments=segmentation.held(
+                session, tenant_id=tenant_id, program=program, member_ids=[member.member_id]
+            ).get(member.member_id, ()),
         ),
         "account": b2b.account_context(holder_.account),
         "now": now,
@@ -1519,6 +1553,9 @@ def record_event(
         type_=event.type,
         data={"event_id": event.id, "member_id": event.member_id, "properties": event.properties},
         now=now,
+    )
+    segmentation.refresh_members(
+        session, tenant_id=tenant_id, program=program, member_ids=[event.member_id], now=now
     )
     return {
         "event_id": event.id,

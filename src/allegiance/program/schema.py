@@ -755,6 +755,15 @@ class Experiment(Strict):
         return self
 
 
+class Segment(Strict):
+    """A named group of members: those for whom ``condition`` holds (docs/segments.md)."""
+
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=1000)
+    condition: str = Field(min_length=1)
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -779,6 +788,7 @@ class Program(Strict):
     surveys: list[Survey] = Field(default_factory=list, max_length=100)
     leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
     experiments: list[Experiment] = Field(default_factory=list, max_length=50)
+    segments: list[Segment] = Field(default_factory=list, max_length=100)
 
     @field_validator("wallets")
     @classmethod

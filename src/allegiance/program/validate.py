@@ -222,6 +222,7 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_engagement(program, errors, sample)
     _check_games(program, errors, sample)
     errors += experiment_errors(program, sample, MEMBER_ROOTS)
+    _check_segments(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 
@@ -282,6 +283,42 @@ def _check_games(program: Program, errors: list[dict[str, Any]], sample: dict[st
             errors.append(
                 {"loc": ["surveys", index, "reward", "wallet"], "msg": _unknown_wallet(program)}
             )
+
+
+SEGMENT_ROOTS = frozenset({"member", "now"})
+
+
+def segment_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """The sample context of segment conditions: the member with computed statistics and
+    category affinity (docs/segments.md)."""
+    member = dict(sample["member"])
+    member["stats"] = {
+        **member["stats"],
+        "recency_days": 10,
+        "frequency": 1,
+        "monetary": 10.0,
+        "aov": 10.0,
+        "clv": 10.0,
+        "expected_purchases": 1.0,
+        "p_alive": 0.5,
+        "churn_risk": "low",
+        "rfm_segment": "champions",
+    }
+    member["affinity"] = {"general": 1.0}
+    return {"member": member, "now": sample["now"]}
+
+
+def _check_segments(program: Program, errors: list[dict[str, Any]], sample: dict[str, Any]) -> None:
+    keys: set[str] = set()
+    segment_sample_ = segment_sample(sample)
+    for index, segment in enumerate(program.segments):
+        if segment.key in keys:
+            errors.append({"loc": ["segments", index, "key"], "msg": "duplicate segment key"})
+        keys.add(segment.key)
+        _check(
+            errors, ["segments", index, "condition"], segment.condition, segment_sample_,
+            SEGMENT_ROOTS,
+        )  # fmt: skip
 
 
 def _check_coalition(program: Program, errors: list[dict[str, Any]]) -> None:

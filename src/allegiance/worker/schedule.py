@@ -21,8 +21,10 @@ def jobs() -> list[Job]:
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.outbox import tasks as outbox_tasks
+    from allegiance.recommendation import tasks as recommendation_tasks
     from allegiance.redemption import tasks as redemption_tasks
     from allegiance.referral import tasks as referral_tasks
+    from allegiance.segment import tasks as segment_tasks
     from allegiance.subscription import tasks as subscription_tasks
     from allegiance.tier import tasks as tier_tasks
 
@@ -35,6 +37,8 @@ def jobs() -> list[Job]:
         Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
         Job("referral_conversions", referral_tasks.convert_due),
+        Job("segments", segment_tasks.refresh),
+        Job("recommendation_model", recommendation_tasks.rebuild_stale),
         # last: hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
     ]

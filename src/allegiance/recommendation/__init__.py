@@ -1,0 +1,1 @@
+"""Product recommendations (item-to-item co-occurrence) and the next best reward."""

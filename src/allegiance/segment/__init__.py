@@ -1,0 +1,1 @@
+"""Segments: named groups of members defined by CEL conditions, kept current."""
