@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 500
     import_batch_size: int = 2_000
+    export_batch_size: int = 1_000  # rows per keyset page of `allegiance export`
     job_batch_size: int = 1_000
 
     # background work in the embedded default (`serve` runs jobs in-process)
