@@ -34,6 +34,7 @@ tenants_app = typer.Typer(no_args_is_help=True, help="Tenants (one per shop or p
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of a tenant.")
 program_app = typer.Typer(no_args_is_help=True, help="The program document.")
 import_app = typer.Typer(no_args_is_help=True, help="Import CSV or JSONL files.")
+export_app = typer.Typer(no_args_is_help=True, help="Export members, the ledger or orders.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The points ledger.")
 sweepstakes_app = typer.Typer(no_args_is_help=True, help="Sweepstakes draws.")
@@ -42,6 +43,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(program_app, name="program")
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(sweepstakes_app, name="sweepstakes")
@@ -392,6 +394,109 @@ def _platform_run(title: str, run: Any) -> None:
         console.print(f"  failed {failure['id']}: {failure['reason']}")
     if report.failed:
         raise typer.Exit(1)
+
+
+_FORMAT = typer.Option("csv", "--format", help="csv or jsonl")
+_OUTPUT = typer.Option("-", "--output", "-o", help="file to write, - for standard output")
+_SINCE = typer.Option(None, "--since", help="from this date or ISO 8601 time (inclusive)")
+_UNTIL = typer.Option(None, "--until", help="up to this date or ISO 8601 time (exclusive)")
+
+
+@export_app.command("members")
+def export_members_cmd(
+    tenant: str = typer.Option(..., "--tenant"),
+    fmt: str = _FORMAT,
+    output: str = _OUTPUT,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+) -> None:
+    """Members: profile, statistics, tier and balances per wallet (window: enrolled_at)."""
+    _export("members", tenant, fmt, output, since, until)
+
+
+@export_app.command("ledger")
+def export_ledger_cmd(
+    tenant: str = typer.Option(..., "--tenant"),
+    fmt: str = _FORMAT,
+    output: str = _OUTPUT,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+) -> None:
+    """Ledger transfers, signed from the holder's side (window: effective_at)."""
+    _export("ledger", tenant, fmt, output, since, until)
+
+
+@export_app.command("orders")
+def export_orders_cmd(
+    tenant: str = typer.Option(..., "--tenant"),
+    fmt: str = _FORMAT,
+    output: str = _OUTPUT,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+) -> None:
+    """Orders with their lines (window: placed_at)."""
+    _export("orders", tenant, fmt, output, since, until)
+
+
+def _bound(value: str | None, option: str) -> Any:
+    from allegiance.kit.clock import parse_timestamp
+
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}", code=2)
+
+
+def _export(
+    kind: str, tenant: str, fmt: str, output: str, since: str | None, until: str | None
+) -> None:
+    from allegiance.db import is_sqlite, read_session
+    from allegiance.errors import DomainError
+    from allegiance.export.service import FORMATS, open_export, write_export
+
+    if fmt not in FORMATS:
+        _fail(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", code=2)
+    window = (_bound(since, "--since"), _bound(until, "--until"))
+    _migrate()
+    engine = _engine()
+    if not is_sqlite(engine):  # one snapshot for the whole export
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    target = None if output == "-" else Path(output)
+    partial = target.with_name(target.name + ".partial") if target is not None else None
+    started = time.perf_counter()
+    try:
+        with read_session(engine) as session:
+            export = open_export(
+                session,
+                tenant_id=tenant,
+                kind=kind,
+                since=window[0],
+                until=window[1],
+                batch_size=get_settings().export_batch_size,
+            )
+            if partial is None:
+                count = write_export(export, sys.stdout, fmt, lambda _: None)
+                sys.stdout.flush()
+            else:
+                with _progress() as bar, partial.open("w", encoding="utf-8", newline="") as out:
+                    task = bar.add_task(f"export {kind} to {partial.name[:-8]}", total=None)
+                    count = write_export(export, out, fmt, lambda n: bar.update(task, completed=n))
+    except DomainError as exc:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        _fail(exc.detail, code=2 if exc.status == 422 else 1)
+        return
+    except BaseException:
+        if partial is not None:
+            partial.unlink(missing_ok=True)  # never leave a truncated file behind
+        raise
+    if target is not None and partial is not None:
+        partial.replace(target)
+        err.print(
+            f"{kind}: {count:,} rows written to {target} in {time.perf_counter() - started:.1f}s"
+        )
 
 
 @jobs_app.command("run")

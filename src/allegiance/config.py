@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 500
     import_batch_size: int = 2_000
+    export_batch_size: int = 1_000  # rows per keyset page of `allegiance export`
     job_batch_size: int = 1_000
     experiment_max_members: int = 2_000_000  # members one experiment results read covers
     # gross margin for ROI when the program has no analytics.gross_margin (0.3 = 30 %)

@@ -227,6 +227,7 @@ def test_import_orders_csv(
     again = import_orders(get_engine(), tenant_id=tenant[0], path=path, now=parse_timestamp(NOW))
     assert (again.read, again.booked, again.skipped, again.rejected) == (8, 0, 5, 3)
     assert again.points == {}
+    assert read_rejects(path) == rejects  # rewritten whole: the same lines and reasons
     for member, balances in expected.items():
         assert api.get(f"/v1/members/{member}").json()["balances"] == balances
     assert ledger_ok(tenant[0]) == []

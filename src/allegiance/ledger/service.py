@@ -95,6 +95,7 @@ def credit(
         accounts = repository.ensure_accounts(
             session, tenant_id, wallet_key, owner_type, [c.holder for c in items]
         )
+        expired_account: int | None = None  # looked up once per wallet, when needed
         for c in items:
             if c.amount_minor <= 0:
                 continue
@@ -146,12 +147,16 @@ def credit(
             )
             if expired_already:
                 assert expires is not None
+                if expired_account is None:
+                    expired_account = repository.system_account(
+                        session, tenant_id, wallet_key, "expired"
+                    )
                 transfer_rows.append(
                     _transfer(
                         tenant_id,
                         wallet_key,
                         account,
-                        repository.system_account(session, tenant_id, wallet_key, "expired"),
+                        expired_account,
                         c.amount_minor,
                         "expire",
                         "posted",

@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, dialect_insert, is_postgres
@@ -104,7 +104,10 @@ def ensure_locked(
     if len(rows) == 1:
         row = conn.execute(_upsert_one(session), rows[0]).one()
         return {row.member_id: _detached(row)}
-    bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
+    if is_postgres(session):
+        conn.execute(_NEW_MEMBERS_PG, {"tid": tenant_id, "ids": ids, "now": now})
+    else:
+        bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
     lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
     found: dict[str, Member] = {}
     for start in range(0, len(ids), 500):
@@ -113,11 +116,44 @@ def ensure_locked(
     return found
 
 
+# Postgres: the missing members of a batch in one statement (the rows differ only by id)
+_NEW_MEMBERS_PG = text(
+    "INSERT INTO members (tenant_id, member_id, tags, attributes, enrolled_at, created_at, "
+    "updated_at, orders_count, spend_minor) "
+    "SELECT :tid, m, '[]', '{}', :now, :now, :now, 0, 0 FROM unnest(CAST(:ids AS text[])) AS m "
+    "ON CONFLICT (tenant_id, member_id) DO NOTHING"
+)
+
+
 def update_stats(session: Session, rows: list[dict[str, Any]]) -> None:
     """Each row: {tid, mid, orders_count, spend_minor, first_order_at, last_order_at,
     last_activity_at, settle_at}."""
-    if rows:
-        session.connection().execute(_UPDATE_STATS, rows)
+    if not rows:
+        return
+    if is_postgres(session) and len(rows) > 1 and len({r["tid"] for r in rows}) == 1:
+        # one statement for the batch instead of a round of UPDATEs (imports)
+        columns = {name: [r[name] for r in rows] for name in _STATS_COLUMNS}
+        session.connection().execute(_UPDATE_STATS_PG, {"tid": rows[0]["tid"], **columns})
+        return
+    session.connection().execute(_UPDATE_STATS, rows)
+
+
+_STATS_COLUMNS = (
+    "mid", "orders_count", "spend_minor", "first_order_at", "last_order_at", "last_activity_at",
+    "settle_at",
+)  # fmt: skip
+_UPDATE_STATS_PG = text(
+    "UPDATE members AS m SET orders_count = s.orders_count, spend_minor = s.spend_minor, "
+    "first_order_at = s.first_order_at, last_order_at = s.last_order_at, "
+    "last_activity_at = s.last_activity_at, settle_at = s.settle_at "
+    "FROM unnest(CAST(:mid AS text[]), CAST(:orders_count AS integer[]), "
+    "CAST(:spend_minor AS bigint[]), CAST(:first_order_at AS timestamptz[]), "
+    "CAST(:last_order_at AS timestamptz[]), CAST(:last_activity_at AS timestamptz[]), "
+    "CAST(:settle_at AS timestamptz[])) "
+    "AS s(mid, orders_count, spend_minor, first_order_at, last_order_at, last_activity_at, "
+    "settle_at) "
+    "WHERE m.tenant_id = :tid AND m.member_id = s.mid"
+)
 
 
 _UPDATE_STATS = (

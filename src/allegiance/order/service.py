@@ -84,7 +84,12 @@ class Booking:
 
 
 def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> None:
-    if value is not None and decimal_places(value) > exponent:
+    if value is None:
+        return
+    written = value.as_tuple().exponent
+    if isinstance(written, int) and written >= -exponent:
+        return  # as written it has few enough places (the common case: no normalising)
+    if decimal_places(value) > exponent:
         raise invalid(loc, f"has more than {exponent} decimal places for this currency")
 
 

@@ -1,0 +1,1 @@
+"""Exports of members, the ledger and orders for ERP, CRM and BI tools (CSV, JSON Lines)."""
