@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     page_size_default: int = 50
     page_size_max: int = 500
     import_batch_size: int = 2_000
+    # analytics: buckets of one series or cohort matrix (each series bucket is one KPI query)
+    analytics_max_buckets: int = 400
     job_batch_size: int = 1_000
 
     # background work in the embedded default (`serve` runs jobs in-process)

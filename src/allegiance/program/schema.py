@@ -685,6 +685,13 @@ class Leaderboard(Strict):
     size: int = Field(default=10, ge=1, le=100)  # top N shown
 
 
+class Analytics(Strict):
+    """Assumptions of the program's measurements (docs/analytics.md)."""
+
+    # share of revenue left after the cost of goods: ROI counts incremental revenue × margin
+    gross_margin: Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)] = Decimal("0.3")
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -708,6 +715,7 @@ class Program(Strict):
     polls: list[Poll] = Field(default_factory=list, max_length=100)
     surveys: list[Survey] = Field(default_factory=list, max_length=100)
     leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
+    analytics: Analytics = Field(default_factory=Analytics)
 
     @field_validator("wallets")
     @classmethod
