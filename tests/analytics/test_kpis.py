@@ -108,7 +108,8 @@ def build_story(api: Api, tenant_id: str) -> None:
     ok(api.post("/v1/orders/c1/cancel"))
     run_jobs(tenant_id, "2026-03-19T10:00:00Z")
     at(api, "2026-03-20T10:00:00Z")
-    ok(api.post("/v1/members/m1/redemptions", json={"id": "r1", "reward": "voucher", "quantity": 150}))
+    redemption = {"id": "r1", "reward": "voucher", "quantity": 150}
+    ok(api.post("/v1/members/m1/redemptions", json=redemption))
     member(api, "m4", "2026-03-20T11:00:00Z")
     run_jobs(tenant_id, "2026-03-25T10:00:00Z")
     for member_id, score in (("m1", 10), ("m2", 9), ("m3", 5), ("m4", 7)):
@@ -269,13 +270,17 @@ def test_series_buckets_agree_with_the_kpi_endpoint(story: Api) -> None:
     issued = story.get(f"/v1/analytics/series?metric=points_issued&interval=week&{MARCH}")
     # 03-02..08: 80 + 200; 03-09..15: 100 − 20; 03-16..22: 10 + 40 − 40
     assert [row["value"] for row in issued.json()["data"]] == [0, 280, 80, 10, 0, 0]
-    monthly = story.get("/v1/analytics/series?metric=nps&interval=month&from=2026-02-01&to=2026-04-30")
+    monthly = story.get(
+        "/v1/analytics/series?metric=nps&interval=month&from=2026-02-01&to=2026-04-30"
+    )
     assert [(r["period_start"], r["value"]) for r in monthly.json()["data"]] == [
         ("2026-02-01", None),
         ("2026-03-01", 25),
         ("2026-04-01", None),
     ]
-    daily = story.get("/v1/analytics/series?metric=orders&interval=day&from=2026-03-09&to=2026-03-12")
+    daily = story.get(
+        "/v1/analytics/series?metric=orders&interval=day&from=2026-03-09&to=2026-03-12"
+    )
     assert [r["value"] for r in daily.json()["data"]] == [0, 1, 0, 1]
 
 
