@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from allegiance.analytics import repository
 from allegiance.analytics.repository import MemberFilter, OrderStats
-from allegiance.analytics.settlement import period_bounds
+from allegiance.analytics.settlement import check_dates, period_bounds
 from allegiance.config import get_settings
 from allegiance.errors import invalid
 from allegiance.kit.clock import as_utc, zone
@@ -378,8 +378,7 @@ def kpis(session: Session, *, scope: Scope, date_from: date, date_to: date) -> d
 
 def buckets(date_from: date, date_to: date, interval: Interval) -> list[tuple[date, date]]:
     """Calendar days, ISO weeks (Monday first) or months covering [from, to], clipped to it."""
-    if date_from > date_to:
-        raise invalid(["query", "from"], "from must not be after to")
+    check_dates(date_from, date_to)
     limit = get_settings().analytics_max_buckets
     out: list[tuple[date, date]] = []
     start = date_from

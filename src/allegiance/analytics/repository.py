@@ -67,32 +67,33 @@ def point_flows(
     """Σ amount per (wallet, code) of transfers effective in [start, end) (from the beginning
     when ``start`` is None). ``adjust`` is signed: + into a holder's wallet, − out of it.
 
-    Range scans of (tenant, wallet, code, effective_at), one per code.
+    Range scans of (tenant, wallet, code, effective_at), one per code; without a member filter
+    the plain sums read only that index (it carries the amount on Postgres).
     """
-    signed = case(
-        (
-            and_(
-                Transfer.code == "adjust",
-                Transfer.credit_account_id.in_(_system_accounts(tenant_id)),
-            ),
-            -Transfer.amount_minor,
-        ),
-        else_=Transfer.amount_minor,
-    )
-    query = (
-        select(Transfer.wallet, Transfer.code, func.sum(signed))
-        .where(
-            Transfer.tenant_id == tenant_id,
-            Transfer.code.in_(codes),
-            Transfer.effective_at < end,
-        )
-        .group_by(Transfer.wallet, Transfer.code)
-    )
+    plain = tuple(c for c in codes if c != "adjust")
+    conditions = [Transfer.tenant_id == tenant_id, Transfer.effective_at < end]
     if start is not None:
-        query = query.where(Transfer.effective_at >= start)
+        conditions.append(Transfer.effective_at >= start)
     if members is not None:
-        query = query.where(Transfer.member_id.in_(members))
-    return {(r[0], r[1]): int(r[2] or 0) for r in session.execute(query)}
+        conditions.append(Transfer.member_id.in_(members))
+    found: dict[tuple[str, str], int] = {}
+    if plain:
+        rows = session.execute(
+            select(Transfer.wallet, Transfer.code, func.sum(Transfer.amount_minor))
+            .where(*conditions, Transfer.code.in_(plain))
+            .group_by(Transfer.wallet, Transfer.code)
+        )
+        found.update({(r[0], r[1]): int(r[2] or 0) for r in rows})
+    if "adjust" in codes:
+        out_of_wallet = Transfer.credit_account_id.in_(_system_accounts(tenant_id))
+        signed = case((out_of_wallet, -Transfer.amount_minor), else_=Transfer.amount_minor)
+        rows = session.execute(
+            select(Transfer.wallet, func.sum(signed))
+            .where(*conditions, Transfer.code == "adjust")
+            .group_by(Transfer.wallet)
+        )
+        found.update({(r[0], "adjust"): int(r[1] or 0) for r in rows})
+    return found
 
 
 def holder_balance(
