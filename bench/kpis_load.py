@@ -27,7 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,9 +261,10 @@ def measure(url: str, tenant_id: str, repeat: int, target: float) -> bool:
              lambda: repository.holder_balance(session, tenant_id, "points")),
             ("balance change after the month (liability as of `to`)",
              lambda: repository.holder_change_since(session, tenant_id, "points", end)),
-            ("lifetime redeemed and expired (expected breakage)",
+            ("redeemed and expired in the year to `to` (expected breakage)",
              lambda: repository.point_flows(
-                 session, tenant_id, None, end, codes=("spend", "redeem", "return", "expire"))),
+                 session, tenant_id, end - timedelta(days=kpis.HISTORY_DAYS), end,
+                 codes=("spend", "redeem", "return", "expire"))),
             ("orders of the month (revenue, AOV, repeat, new customers)",
              lambda: repository.order_stats(session, tenant_id, start, end)),
             ("orders of the month, brand outlet",

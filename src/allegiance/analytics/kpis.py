@@ -27,6 +27,8 @@ from allegiance.kit.money import currency_exponent, money_str, number
 from allegiance.program.schema import Program
 
 Interval = Literal["day", "week", "month"]
+# the history the expected breakage ratio is estimated from (recent behaviour, bounded cost)
+HISTORY_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,13 @@ class Period:
         return now_balance - since
 
     @cached_property
-    def lifetime(self) -> dict[tuple[str, str], int]:
+    def history(self) -> dict[tuple[str, str], int]:
+        """Redeemed and expired points of the year (365 days) up to the period's end."""
         s = self.scope
         return repository.point_flows(
             self.session,
             s.tenant_id,
-            None,
+            self.end - timedelta(days=HISTORY_DAYS),
             self.end,
             s.members,
             codes=("spend", "redeem", "return", "expire"),
@@ -174,10 +177,10 @@ class Period:
 
     @property
     def breakage_ratio(self) -> Decimal | None:
-        """Of the points that ever left wallets up to the period's end, the share that expired
-        rather than being redeemed: the estimate of what outstanding points will do."""
+        """Of the points that left wallets in the year up to the period's end, the share that
+        expired rather than being redeemed: the estimate of what outstanding points will do."""
         w = self.scope.wallet
-        life = self.lifetime
+        life = self.history
         redeemed = life.get((w, "spend"), 0) + life.get((w, "redeem"), 0)
         redeemed -= life.get((w, "return"), 0)
         expired = life.get((w, "expire"), 0)

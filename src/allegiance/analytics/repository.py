@@ -150,8 +150,8 @@ class OrderStats:
     member_orders: int = 0
     customers: int = 0  # members with at least one order
     repeat_customers: int = 0  # members with at least two
-    new_customers: int = 0  # customers whose first order ever falls in the period
-    repeat_revenue_minor: int = 0  # member orders placed after the member's first order
+    new_customers: int = 0  # members whose first order ever is placed in the period
+    repeat_revenue_minor: int = 0  # member orders other than the members' first orders
 
 
 def order_stats(
@@ -162,9 +162,57 @@ def order_stats(
     brand: str | None = None,
     members: MemberFilter = None,
 ) -> OrderStats:
-    """One pass over the period's orders, grouped by member in the database (guests form one
-    group), joined to the members' first order for new customers and repeat revenue."""
+    """The period's orders grouped by member in the database (guests, and members outside the
+    filter, form one group), then the new customers and the revenue of their first orders."""
     net = Order.total_minor - Order.refunded_minor
+    conditions = _order_conditions(tenant_id, start, end, brand)
+    counted: ColumnElement[bool] = Order.member_id.is_not(None)
+    if members is not None:
+        counted = and_(counted, Order.member_id.in_(members))
+    member_key = case((counted, Order.member_id), else_=None)
+    per_member = (
+        select(member_key.label("member_id"), func.count().label("n"), func.sum(net).label("rev"))
+        .where(*conditions)
+        .group_by(member_key)
+        .subquery()
+    )
+    is_member = per_member.c.member_id.is_not(None)
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(per_member.c.rev), 0),
+            func.coalesce(func.sum(per_member.c.n), 0),
+            func.coalesce(func.sum(case((is_member, per_member.c.rev), else_=0)), 0),
+            func.coalesce(func.sum(case((is_member, per_member.c.n), else_=0)), 0),
+            func.count(per_member.c.member_id),
+            func.coalesce(func.sum(case((and_(is_member, per_member.c.n >= 2), 1), else_=0)), 0),
+        )
+    ).one()
+    stats = OrderStats(*(int(v or 0) for v in row))
+    # new customers: first order ever placed in the period (read from the member, then the
+    # order at that moment); their first orders' revenue is what is not repeat revenue
+    first = select(
+        func.count(func.distinct(Member.member_id)), func.coalesce(func.sum(net), 0)
+    ).where(
+        Member.tenant_id == tenant_id,
+        Member.first_order_at >= start,
+        Member.first_order_at < end,
+        Order.tenant_id == tenant_id,
+        Order.member_id == Member.member_id,
+        Order.placed_at == Member.first_order_at,
+        *conditions,
+    )
+    if members is not None:
+        first = first.where(Member.member_id.in_(members))
+    new_customers, first_revenue = session.execute(first).one()
+    stats.new_customers = int(new_customers or 0)
+    stats.repeat_revenue_minor = stats.member_revenue_minor - int(first_revenue or 0)
+    return stats
+
+
+def _order_conditions(
+    tenant_id: str, start: datetime, end: datetime, brand: str | None
+) -> list[ColumnElement[bool]]:
+    """Orders placed in [start, end), not cancelled, of the brand when one is given."""
     conditions = [
         Order.tenant_id == tenant_id,
         Order.placed_at >= start,
@@ -173,48 +221,7 @@ def order_stats(
     ]
     if brand is not None:
         conditions.append(Order.payload["brand"].as_string() == brand)
-    counted: ColumnElement[bool] = Order.member_id.is_not(None)
-    if members is not None:
-        counted = and_(counted, Order.member_id.in_(members))
-    per_member = (
-        select(
-            case((counted, Order.member_id), else_=None).label("member_id"),
-            func.count().label("n"),
-            func.sum(net).label("revenue"),
-            func.sum(
-                case(
-                    (and_(counted, Order.placed_at > Member.first_order_at), net),
-                    else_=0,
-                )
-            ).label("repeat_revenue"),
-            func.min(Member.first_order_at).label("first_order_at"),
-        )
-        .select_from(Order)
-        .outerjoin(
-            Member,
-            and_(Member.tenant_id == Order.tenant_id, Member.member_id == Order.member_id),
-        )
-        .where(*conditions)
-        .group_by(case((counted, Order.member_id), else_=None))
-        .subquery()
-    )
-    is_member = per_member.c.member_id.is_not(None)
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(per_member.c.revenue), 0),
-            func.coalesce(func.sum(per_member.c.n), 0),
-            func.coalesce(func.sum(case((is_member, per_member.c.revenue), else_=0)), 0),
-            func.coalesce(func.sum(case((is_member, per_member.c.n), else_=0)), 0),
-            func.count(per_member.c.member_id),
-            func.coalesce(func.sum(case((and_(is_member, per_member.c.n >= 2), 1), else_=0)), 0),
-            func.coalesce(
-                func.sum(case((and_(is_member, per_member.c.first_order_at >= start), 1), else_=0)),
-                0,
-            ),
-            func.coalesce(func.sum(per_member.c.repeat_revenue), 0),
-        )
-    ).one()
-    return OrderStats(*(int(v or 0) for v in row))
+    return conditions
 
 
 def customers_in(
@@ -225,16 +232,10 @@ def customers_in(
     brand: str | None = None,
     members: MemberFilter = None,
 ) -> int:
-    """Distinct members with a completed order placed in [start, end)."""
+    """Distinct members with a (not cancelled) order placed in [start, end)."""
     query = select(func.count(func.distinct(Order.member_id))).where(
-        Order.tenant_id == tenant_id,
-        Order.placed_at >= start,
-        Order.placed_at < end,
-        Order.status != "cancelled",
-        Order.member_id.is_not(None),
+        *_order_conditions(tenant_id, start, end, brand), Order.member_id.is_not(None)
     )
-    if brand is not None:
-        query = query.where(Order.payload["brand"].as_string() == brand)
     if members is not None:
         query = query.where(Order.member_id.in_(members))
     return int(session.scalar(query) or 0)
@@ -244,20 +245,19 @@ def activation(
     session: Session, tenant_id: str, start: datetime, end: datetime, members: MemberFilter = None
 ) -> tuple[int, int]:
     """(members enrolled in [start, end), those of them with an earn or a redemption booked
-    before ``end``)."""
-    active = (
-        select(Transfer.id)
-        .where(
-            Transfer.tenant_id == tenant_id,
-            Transfer.member_id == Member.member_id,
-            Transfer.code.in_(("earn", "spend", "redeem")),
-            Transfer.effective_at < end,
-        )
-        .exists()
+    in [start, end)). One index-only range scan of the period's transfers, hashed, instead of
+    a look-up per enrolled member."""
+    active = select(Transfer.member_id).where(
+        Transfer.tenant_id == tenant_id,
+        Transfer.code.in_(("earn", "spend", "redeem")),
+        Transfer.effective_at >= start,
+        Transfer.effective_at < end,
+        Transfer.member_id.is_not(None),
     )
-    query = select(func.count(), func.coalesce(func.sum(case((active, 1), else_=0)), 0)).where(
-        Member.tenant_id == tenant_id, Member.enrolled_at >= start, Member.enrolled_at < end
-    )
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(case((Member.member_id.in_(active), 1), else_=0)), 0),
+    ).where(Member.tenant_id == tenant_id, Member.enrolled_at >= start, Member.enrolled_at < end)
     if members is not None:
         query = query.where(Member.member_id.in_(members))
     enrolled, activated = session.execute(query).one()

@@ -2,7 +2,7 @@
 
 Revision ID: 0010
 Revises: 0002
-Create Date: 2026-11-24 06:14:52.245635
+Create Date: 2026-11-24 06:36:45.464124
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ def upgrade() -> None:
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
         batch_op.create_index(
             "ix_transfers_code_time",
-            ["tenant_id", "wallet", "code", "effective_at"],
+            ["tenant_id", "code", "effective_at"],
             unique=False,
-            postgresql_include=["amount_minor"],
+            postgresql_include=[
+                "wallet",
+                "amount_minor",
+                "member_id",
+                "phase",
+                "debit_account_id",
+                "credit_account_id",
+            ],
         )
 
     with op.batch_alter_table("members", schema=None) as batch_op:
@@ -31,16 +38,34 @@ def upgrade() -> None:
         )
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index("ix_orders_placed", ["tenant_id", "placed_at"], unique=False)
+        batch_op.create_index(
+            "ix_orders_placed",
+            ["tenant_id", "placed_at"],
+            unique=False,
+            postgresql_include=["member_id", "status", "total_minor", "refunded_minor"],
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index("ix_orders_placed")
+        batch_op.drop_index(
+            "ix_orders_placed",
+            postgresql_include=["member_id", "status", "total_minor", "refunded_minor"],
+        )
 
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_index("ix_members_first_order")
         batch_op.drop_index("ix_members_enrolled")
 
     with op.batch_alter_table("ledger_transfers", schema=None) as batch_op:
-        batch_op.drop_index("ix_transfers_code_time", postgresql_include=["amount_minor"])
+        batch_op.drop_index(
+            "ix_transfers_code_time",
+            postgresql_include=[
+                "wallet",
+                "amount_minor",
+                "member_id",
+                "phase",
+                "debit_account_id",
+                "credit_account_id",
+            ],
+        )
