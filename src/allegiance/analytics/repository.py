@@ -247,17 +247,26 @@ def activation(
     """(members enrolled in [start, end), those of them with an earn or a redemption booked
     in [start, end)). One index-only range scan of the period's transfers, hashed, instead of
     a look-up per enrolled member."""
-    active = select(Transfer.member_id).where(
-        Transfer.tenant_id == tenant_id,
-        Transfer.code.in_(("earn", "spend", "redeem")),
-        Transfer.effective_at >= start,
-        Transfer.effective_at < end,
-        Transfer.member_id.is_not(None),
+    active = (
+        select(Transfer.member_id)
+        .where(
+            Transfer.tenant_id == tenant_id,
+            Transfer.code.in_(("earn", "spend", "redeem")),
+            Transfer.effective_at >= start,
+            Transfer.effective_at < end,
+            Transfer.member_id.is_not(None),
+        )
+        .distinct()
+        .subquery()
     )
-    query = select(
-        func.count(),
-        func.coalesce(func.sum(case((Member.member_id.in_(active), 1), else_=0)), 0),
-    ).where(Member.tenant_id == tenant_id, Member.enrolled_at >= start, Member.enrolled_at < end)
+    # a join, not ``IN`` inside an aggregate: Postgres would re-run that subquery per member
+    # once its result outgrows work_mem
+    query = (
+        select(func.count(), func.count(active.c.member_id))
+        .select_from(Member)
+        .outerjoin(active, active.c.member_id == Member.member_id)
+        .where(Member.tenant_id == tenant_id, Member.enrolled_at >= start, Member.enrolled_at < end)
+    )
     if members is not None:
         query = query.where(Member.member_id.in_(members))
     enrolled, activated = session.execute(query).one()
