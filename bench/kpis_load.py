@@ -237,6 +237,7 @@ def measure(url: str, tenant_id: str, repeat: int, target: float) -> bool:
 
     reset_settings()
     from allegiance.analytics import kpis, repository
+    from allegiance.config import get_settings
     from allegiance.db import get_engine, read_session
     from allegiance.program.service import require_program
 
@@ -244,6 +245,7 @@ def measure(url: str, tenant_id: str, repeat: int, target: float) -> bool:
     month = (date(2026, 10, 1), date(2026, 10, 31))
     with read_session(engine) as session:
         program = require_program(session, tenant_id=tenant_id).program
+        repository.tune_for_aggregates(session, get_settings().analytics_work_mem_mb)
         scope = kpis.resolve_scope(program, tenant_id=tenant_id)
         gold = kpis.resolve_scope(program, tenant_id=tenant_id, tier="gold")
         period = kpis.Period(session, scope, *month)

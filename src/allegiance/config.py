@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     import_batch_size: int = 2_000
     # analytics: buckets of one series or cohort matrix (each series bucket is one KPI query)
     analytics_max_buckets: int = 400
+    analytics_work_mem_mb: int = 64  # Postgres work_mem of an analytics read
     job_batch_size: int = 1_000
 
     # background work in the embedded default (`serve` runs jobs in-process)

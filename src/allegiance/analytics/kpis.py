@@ -376,6 +376,7 @@ def _header(scope: Scope, date_from: date, date_to: date) -> dict[str, Any]:
 def kpis(session: Session, *, scope: Scope, date_from: date, date_to: date) -> dict[str, Any]:
     """GET /v1/analytics/kpis: every KPI of the period (docs/analytics.md#kpis)."""
     period = Period(session, scope, date_from, date_to)
+    repository.tune_for_aggregates(session, get_settings().analytics_work_mem_mb)
     return {**_header(scope, date_from, date_to), **{k: f(period) for k, f in METRICS.items()}}
 
 
@@ -418,6 +419,7 @@ def series(
             ["query", "metric"], f"unknown metric {metric!r}; one of {', '.join(METRICS)}"
         )
     compute = METRICS[metric]
+    repository.tune_for_aggregates(session, get_settings().analytics_work_mem_mb)
     data = [
         {"period_start": start.isoformat(), "period_end": end.isoformat(),
          "value": compute(Period(session, scope, start, end))}
@@ -440,6 +442,7 @@ def cohorts(
     program = scope.program
     bounds = [_midnight(program, start) for start, _ in spans]
     bounds.append(_midnight(program, spans[-1][1] + timedelta(days=1)))
+    repository.tune_for_aggregates(session, get_settings().analytics_work_mem_mb)
     sizes = repository.cohort_sizes(session, scope.tenant_id, bounds, scope.members)
     active = repository.cohort_activity(
         session, scope.tenant_id, bounds, scope.brand, scope.members
