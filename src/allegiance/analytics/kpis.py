@@ -245,7 +245,7 @@ class Period:
 
     @property
     def incremental_revenue(self) -> Decimal:
-        """Revenue of members' repeat orders (after their first order ever), net of refunds."""
+        """Revenue of members' orders other than their first order ever, net of refunds."""
         return Decimal(self.orders.repeat_revenue_minor).scaleb(-self.scope.exponent)
 
 
