@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     page_size_max: int = 500
     import_batch_size: int = 2_000
     export_batch_size: int = 1_000  # rows per keyset page of `allegiance export`
+    # analytics: buckets of one series or cohort matrix (each series bucket is one KPI query)
+    analytics_max_buckets: int = 400
+    analytics_work_mem_mb: int = 64  # Postgres work_mem of an analytics read
     job_batch_size: int = 1_000
     experiment_max_members: int = 2_000_000  # members one experiment results read covers
     # gross margin for ROI when the program has no analytics.gross_margin (0.3 = 30 %)

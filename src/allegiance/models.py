@@ -1,5 +1,6 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
+import allegiance.analytics.models  # noqa: F401  (indexes over other tables)
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage

@@ -5,7 +5,7 @@ from datetime import date
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
-from allegiance.analytics import settlement
+from allegiance.analytics import kpis, settlement
 from allegiance.auth import Caller, require
 from allegiance.db import read_session
 from allegiance.kit.http import json_response
@@ -30,5 +30,69 @@ def get_partner_settlement(
                 date_from=date_from,
                 date_to=date_to,
                 partner=caller.partner,
+            )
+        )
+
+
+@router.get("/kpis")
+def get_kpis(
+    date_from: date = Query(alias="from"),
+    date_to: date = Query(alias="to"),
+    brand: str | None = Query(default=None, max_length=100),
+    tier: str | None = Query(default=None, max_length=64),
+    wallet: str | None = Query(default=None, max_length=64),
+    caller: Caller = Depends(require("admin")),
+) -> Response:
+    with read_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id).program
+        scope = kpis.resolve_scope(
+            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, wallet=wallet
+        )
+        return json_response(kpis.kpis(session, scope=scope, date_from=date_from, date_to=date_to))
+
+
+@router.get("/series")
+def get_series(
+    metric: str = Query(max_length=64),
+    date_from: date = Query(alias="from"),
+    date_to: date = Query(alias="to"),
+    interval: kpis.Interval = Query(default="day"),
+    brand: str | None = Query(default=None, max_length=100),
+    tier: str | None = Query(default=None, max_length=64),
+    wallet: str | None = Query(default=None, max_length=64),
+    caller: Caller = Depends(require("admin")),
+) -> Response:
+    with read_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id).program
+        scope = kpis.resolve_scope(
+            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, wallet=wallet
+        )
+        return json_response(
+            kpis.series(
+                session,
+                scope=scope,
+                metric=metric,
+                interval=interval,
+                date_from=date_from,
+                date_to=date_to,
+            )
+        )
+
+
+@router.get("/cohorts")
+def get_cohorts(
+    date_from: date = Query(alias="from"),
+    date_to: date = Query(alias="to"),
+    interval: kpis.Interval = Query(default="month"),
+    brand: str | None = Query(default=None, max_length=100),
+    tier: str | None = Query(default=None, max_length=64),
+    caller: Caller = Depends(require("admin")),
+) -> Response:
+    with read_session() as session:
+        program = require_program(session, tenant_id=caller.tenant_id).program
+        scope = kpis.resolve_scope(program, tenant_id=caller.tenant_id, brand=brand, tier=tier)
+        return json_response(
+            kpis.cohorts(
+                session, scope=scope, date_from=date_from, date_to=date_to, interval=interval
             )
         )

@@ -24,12 +24,24 @@ from allegiance.program.schema import Program
 
 def period_bounds(program: Program, date_from: date, date_to: date) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the days ``date_from``..``date_to`` (both included), local time."""
-    if date_from > date_to:
-        raise invalid(["query", "from"], "from must not be after to")
+    check_dates(date_from, date_to)
     tz = zone(program.timezone)
     start = datetime.combine(date_from, time(0), tzinfo=tz)
     end = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=tz)
     return as_utc(start), as_utc(end)
+
+
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
+
+
+def check_dates(date_from: date, date_to: date) -> None:
+    """422 for a reversed period or dates no ledger holds (and whose day after overflows)."""
+    for name, value in (("from", date_from), ("to", date_to)):
+        if not EARLIEST <= value <= LATEST:
+            raise invalid(["query", name], f"must lie between {EARLIEST} and {LATEST}")
+    if date_from > date_to:
+        raise invalid(["query", "from"], "from must not be after to")
 
 
 def partner_settlement(

@@ -764,6 +764,13 @@ class Segment(Strict):
     condition: str = Field(min_length=1)
 
 
+class Analytics(Strict):
+    """Assumptions of the program's measurements (docs/analytics.md)."""
+
+    # share of revenue left after the cost of goods: ROI counts incremental revenue × margin
+    gross_margin: Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)] = Decimal("0.3")
+
+
 class Program(Strict):
     name: str = Field(min_length=1, max_length=200)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -789,6 +796,7 @@ class Program(Strict):
     leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
     experiments: list[Experiment] = Field(default_factory=list, max_length=50)
     segments: list[Segment] = Field(default_factory=list, max_length=100)
+    analytics: Analytics = Field(default_factory=Analytics)
 
     @field_validator("wallets")
     @classmethod
