@@ -162,11 +162,12 @@ def create_app() -> FastAPI:
     from allegiance.sweepstakes.endpoints import router as sweepstakes
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
+    from allegiance.webhook.endpoints import router as webhooks
 
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games,
+        games, webhooks,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -30,6 +30,21 @@ def run_all(engine: Engine, now: datetime, tenant_id: str | None = None) -> dict
     return counts
 
 
+def run_frequent(engine: Engine, now: datetime) -> int:
+    """Between full rounds: hand new events over and send due webhook deliveries, so a
+    webhook leaves within about ``webhook_poll_seconds`` of its event."""
+    from allegiance.outbox.tasks import dispatch
+    from allegiance.webhook.tasks import deliver_due
+
+    with read_session(engine) as session:
+        tenants = list(session.scalars(select(Tenant.id)))
+    handled = 0
+    for tid in tenants:
+        handled += dispatch(engine, tid, now)
+        handled += deliver_due(engine, tid, now)
+    return handled
+
+
 def background_loop(stop: threading.Event) -> None:
     settings = get_settings()
     while not stop.wait(settings.jobs_interval_seconds):

@@ -1,0 +1,115 @@
+"""The delivery job: claim due deliveries with a lease, send them outside any transaction,
+record what came back.
+
+A claim commits before any request goes out, so a worker that dies mid-batch leaves its
+deliveries ``sending`` with a lease that runs out; the next run sends them again under the
+same ``webhook-id`` (at-least-once). While a lease holds, no other worker touches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+import orjson
+from sqlalchemy import Engine
+
+from allegiance import __version__
+from allegiance.config import get_settings
+from allegiance.db import write_session
+from allegiance.kit.clock import utcnow
+from allegiance.kit.ids import new_id
+from allegiance.webhook import repository, service
+from allegiance.webhook.models import WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("allegiance.webhook")
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+
+
+def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
+    """Send the tenant's due deliveries as of ``now``, a leased batch at a time; returns how
+    many requests were made."""
+    settings = get_settings()
+    batch = settings.webhook_batch_size
+    sent = 0
+    with httpx.Client(
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        headers={"user-agent": f"Allegiance-Webhooks/{__version__}"},
+    ) as client:
+        while True:
+            token = new_id("lease")
+            with write_session(engine) as session:
+                due = repository.claim_due(session, tenant_id, now, batch)
+                lease_until = now + timedelta(seconds=settings.webhook_lease_seconds)
+                for delivery in due:
+                    delivery.status = "sending"
+                    delivery.lease_until = lease_until
+                    delivery.lease_token = token
+                endpoints = repository.endpoints_by_id(
+                    session, sorted({d.endpoint_id for d in due})
+                )
+                claimed = [_Claimed(d, endpoints[d.endpoint_id]) for d in due]
+            if not claimed:
+                return sent
+            workers = max(1, min(settings.webhook_concurrency, len(claimed)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(lambda c: _send(client, c), claimed))
+            with write_session(engine) as session:
+                for item, result in zip(claimed, results, strict=True):
+                    service.record_attempt(
+                        session, delivery=item.delivery, lease_token=token, result=result, now=now
+                    )
+            sent += len(claimed)
+            if len(claimed) < batch:
+                return sent
+
+
+def _send(client: httpx.Client, item: _Claimed) -> service.AttemptResult:
+    """One signed POST. The signature's timestamp is the wall clock (receivers reject
+    stale timestamps), whatever time the job runs as."""
+    settings = get_settings()
+    body = orjson.dumps(item.delivery.payload).decode()
+    at = utcnow()
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": item.delivery.message_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": service.signature(
+            item.endpoint, item.delivery.message_id, body, at
+        ),
+    }
+    started = time.monotonic()
+    limit = settings.webhook_response_snippet_chars
+    try:
+        with client.stream("POST", item.endpoint.url, content=body, headers=headers) as response:
+            snippet = b""
+            for chunk in response.iter_bytes():
+                snippet += chunk
+                if len(snippet) >= limit:
+                    break  # the rest of a large answer is not read
+            text = snippet.decode("utf-8", errors="replace")[:limit]
+            return service.AttemptResult(
+                status_code=response.status_code,
+                response_snippet=text,
+                duration_ms=_ms(started),
+                error=None if response.is_success else f"HTTP {response.status_code}",
+            )
+    except httpx.TimeoutException:
+        return service.AttemptResult(None, None, _ms(started), "timeout")
+    except httpx.HTTPError as exc:
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        return service.AttemptResult(None, None, _ms(started), message)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
