@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, is_postgres
@@ -130,7 +130,7 @@ def finish(session: Session, delivery_id: int, lease_token: str, values: dict[st
 
 
 def add_attempt(session: Session, row: dict[str, Any]) -> None:
-    session.execute(WebhookAttempt.__table__.insert().values(**row))
+    session.execute(insert(WebhookAttempt).values(**row))
 
 
 def get_delivery(
