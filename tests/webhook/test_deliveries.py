@@ -266,3 +266,22 @@ def test_enqueue_delivery_sends_to_one_endpoint(
     assert item.body["type"] == "automation.fired"
     assert item.body["tenant_id"] == tenant_id
     assert item.body["data"] == {"member_id": "m1"}
+
+
+def test_endpoint_deleted_while_sending(
+    api: Api, tenant: tuple[str, str], receiver: Receiver
+) -> None:
+    apply_program(api, BASIC_PROGRAM)
+    endpoint = register(api, receiver, ["order.completed"])
+    tenant_id = tenant[0]
+
+    def answer(item: Any) -> int:
+        with write_session() as session:
+            service.delete_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint["id"])
+        return 200
+
+    receiver.answer = answer
+    book(api, "o1")
+    assert run_all(get_engine(), at(0), tenant_id)["webhook_deliveries"] == 1
+    assert deliveries(tenant_id) == []
+    assert api.get(f"/v1/webhook-endpoints/{endpoint['id']}").status_code == 404

@@ -88,9 +88,7 @@ def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def claim_due(
-    session: Session, tenant_id: str, now: datetime, limit: int
-) -> list[WebhookDelivery]:
+def claim_due(session: Session, tenant_id: str, now: datetime, limit: int) -> list[WebhookDelivery]:
     """Deliveries to send now, oldest first: pending ones whose time has come and sending
     ones whose lease ran out (their worker died). Row-locked with SKIP LOCKED on Postgres so
     concurrent workers claim disjoint batches; SQLite has one writer at a time."""
@@ -127,6 +125,11 @@ def finish(session: Session, delivery_id: int, lease_token: str, values: dict[st
         .values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delivery_exists(session: Session, delivery_id: int) -> bool:
+    stmt = select(WebhookDelivery.id).where(WebhookDelivery.id == delivery_id)
+    return session.scalar(stmt) is not None
 
 
 def add_attempt(session: Session, row: dict[str, Any]) -> None:

@@ -20,9 +20,7 @@ def _check_url(value: str) -> str:
 def _check_events(values: list[str]) -> list[str]:
     for value in values:
         if not _PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not an event type, a family like 'points.*', or '*'"
-            )
+            raise ValueError(f"{value!r} is not an event type, a family like 'points.*', or '*'")
     return list(dict.fromkeys(values))
 
 

@@ -276,18 +276,15 @@ def record_attempt(
     """Keep the attempt in the history and move the delivery on: ``delivered`` on a 2xx;
     ``failed`` (and the endpoint disabled) on 410 Gone; otherwise the next retry of the
     schedule, or ``failed`` once the schedule is spent. Returns the new status."""
-    repository.add_attempt(
-        session,
-        {
-            "delivery_id": delivery.id,
-            "attempted_at": now,
-            "succeeded": result.succeeded,
-            "status_code": result.status_code,
-            "response_snippet": result.response_snippet,
-            "duration_ms": result.duration_ms,
-            "error": result.error,
-        },
-    )
+    attempt = {
+        "delivery_id": delivery.id,
+        "attempted_at": now,
+        "succeeded": result.succeeded,
+        "status_code": result.status_code,
+        "response_snippet": result.response_snippet,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+    }
     attempts = delivery.attempts + 1
     schedule = get_settings().webhook_retry_schedule_seconds
     values: dict[str, Any] = {
@@ -307,8 +304,12 @@ def record_attempt(
     else:
         values.update(status="failed", next_attempt_at=None)
     if not repository.finish(session, delivery.id, lease_token, values):
-        # the lease ran out and another worker took the delivery over: it decides now
+        # the lease ran out and another worker took the delivery over (it decides now), or
+        # the endpoint was deleted meanwhile (nothing left to record)
+        if repository.delivery_exists(session, delivery.id):
+            repository.add_attempt(session, attempt)
         return "sending"
+    repository.add_attempt(session, attempt)
     if result.status_code == 410:
         repository.disable_endpoint(session, delivery.endpoint_id, "gone", now)
     return str(values["status"])
@@ -394,9 +395,7 @@ def replay_delivery(
     """Send a delivery again (same ``webhook-id``), with a fresh retry schedule."""
     delivery = _delivery(session, tenant_id, message_id)
     if delivery.status == "sending":
-        raise Conflict(
-            "the delivery is being sent right now", code="webhook_delivery_in_flight"
-        )
+        raise Conflict("the delivery is being sent right now", code="webhook_delivery_in_flight")
     repository.replay(session, tenant_id, now, 1, message_ids=[message_id])
     session.refresh(delivery)
     return delivery_view(delivery)

@@ -84,12 +84,10 @@ def _send(client: httpx.Client, item: _Claimed) -> service.AttemptResult:
         "content-type": "application/json",
         "webhook-id": item.delivery.message_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": service.signature(
-            item.endpoint, item.delivery.message_id, body, at
-        ),
+        "webhook-signature": service.signature(item.endpoint, item.delivery.message_id, body, at),
     }
     started = time.monotonic()
-    limit = settings.webhook_response_snippet_chars
+    limit = min(settings.webhook_response_snippet_chars, 2000)  # the column's size
     try:
         with client.stream("POST", item.endpoint.url, content=body, headers=headers) as response:
             snippet = b""
