@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, is_postgres
+from allegiance.kit.orm import UTCDateTime
 from allegiance.webhook.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 # endpoints
@@ -113,27 +114,53 @@ def claim_due(session: Session, tenant_id: str, now: datetime, limit: int) -> li
     return list(session.scalars(stmt))
 
 
-def finish(session: Session, delivery_id: int, lease_token: str, values: dict[str, Any]) -> bool:
-    """Record an attempt's outcome if this worker still holds the lease."""
-    result = session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == "sending",
-            WebhookDelivery.lease_token == lease_token,
-        )
-        .values(**values)
+def holders(session: Session, ids: list[int]) -> dict[int, str | None]:
+    """The lease token each of these deliveries carries now (``None``: not being sent);
+    deleted ones are missing."""
+    if not ids:
+        return {}
+    stmt = select(WebhookDelivery.id, WebhookDelivery.lease_token, WebhookDelivery.status).where(
+        WebhookDelivery.id.in_(ids)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return {
+        row.id: row.lease_token if row.status == "sending" else None
+        for row in session.execute(stmt)
+    }
 
 
-def delivery_exists(session: Session, delivery_id: int) -> bool:
-    stmt = select(WebhookDelivery.id).where(WebhookDelivery.id == delivery_id)
-    return session.scalar(stmt) is not None
+_FINISHED = ("status", "attempts", "next_attempt_at", "last_status_code", "last_error")
 
 
-def add_attempt(session: Session, row: dict[str, Any]) -> None:
-    session.execute(insert(WebhookAttempt).values(**row))
+def finish(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record outcomes (one executemany); each row names its delivery (``did``) and the
+    lease token (``token``) it must still carry."""
+    if not rows:
+        return
+    table = cast(Table, WebhookDelivery.__table__)
+    stmt = (
+        update(table)
+        .where(
+            table.c.id == bindparam("did"),
+            table.c.status == "sending",
+            table.c.lease_token == bindparam("token"),
+        )
+        .values(
+            lease_until=None,
+            lease_token=None,
+            # a replayed delivery that fails keeps the time it was first delivered
+            delivered_at=func.coalesce(
+                bindparam("finished_at", type_=UTCDateTime()), table.c.delivered_at
+            ),
+            **{name: bindparam("v_" + name, type_=table.c[name].type) for name in _FINISHED},
+        )
+    )
+    session.connection().execute(stmt, rows)
+
+
+def add_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
+    bulk_insert(session, WebhookAttempt.__table__, rows)
 
 
 def get_delivery(

@@ -265,54 +265,70 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def record_attempt(
+def record_attempts(
     session: Session,
     *,
-    delivery: WebhookDelivery,
+    sent: list[tuple[WebhookDelivery, AttemptResult]],
     lease_token: str,
-    result: AttemptResult,
     now: datetime,
-) -> str:
-    """Keep the attempt in the history and move the delivery on: ``delivered`` on a 2xx;
-    ``failed`` (and the endpoint disabled) on 410 Gone; otherwise the next retry of the
-    schedule, or ``failed`` once the schedule is spent. Returns the new status."""
-    attempt = {
-        "delivery_id": delivery.id,
-        "attempted_at": now,
-        "succeeded": result.succeeded,
-        "status_code": result.status_code,
-        "response_snippet": result.response_snippet,
-        "duration_ms": result.duration_ms,
-        "error": result.error,
-    }
-    attempts = delivery.attempts + 1
+) -> dict[str, int]:
+    """Keep each attempt in its delivery's history and move the delivery on: ``delivered`` on
+    a 2xx; ``failed`` (and the endpoint disabled) on 410 Gone; otherwise the next retry of
+    the schedule, or ``failed`` once the schedule is spent. A delivery whose lease was taken
+    over meanwhile (it ran out) is left to the new holder; one deleted meanwhile records
+    nothing. Returns how many ended in each status."""
     schedule = get_settings().webhook_retry_schedule_seconds
-    values: dict[str, Any] = {
-        "attempts": attempts,
-        "lease_until": None,
-        "lease_token": None,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-    }
-    if result.succeeded:
-        values.update(status="delivered", delivered_at=now, next_attempt_at=None)
-    elif result.status_code == 410:
-        values.update(status="failed", next_attempt_at=None)
-    elif attempts <= len(schedule):
-        delay = timedelta(seconds=schedule[attempts - 1])
-        values.update(status="pending", next_attempt_at=now + delay)
-    else:
-        values.update(status="failed", next_attempt_at=None)
-    if not repository.finish(session, delivery.id, lease_token, values):
-        # the lease ran out and another worker took the delivery over (it decides now), or
-        # the endpoint was deleted meanwhile (nothing left to record)
-        if repository.delivery_exists(session, delivery.id):
-            repository.add_attempt(session, attempt)
-        return "sending"
-    repository.add_attempt(session, attempt)
-    if result.status_code == 410:
-        repository.disable_endpoint(session, delivery.endpoint_id, "gone", now)
-    return str(values["status"])
+    holders = repository.holders(session, [d.id for d, _ in sent])
+    attempts: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []
+    gone: set[str] = set()
+    counts: dict[str, int] = {}
+    for delivery, result in sent:
+        if delivery.id not in holders:
+            continue
+        attempts.append(
+            {
+                "delivery_id": delivery.id,
+                "attempted_at": now,
+                "succeeded": result.succeeded,
+                "status_code": result.status_code,
+                "response_snippet": result.response_snippet,
+                "duration_ms": result.duration_ms,
+                "error": result.error,
+            }
+        )
+        if holders[delivery.id] != lease_token:
+            continue
+        number = delivery.attempts + 1
+        next_at = None
+        if result.succeeded:
+            status = "delivered"
+        elif result.status_code == 410:
+            status = "failed"
+            gone.add(delivery.endpoint_id)
+        elif number <= len(schedule):
+            status = "pending"
+            next_at = now + timedelta(seconds=schedule[number - 1])
+        else:
+            status = "failed"
+        counts[status] = counts.get(status, 0) + 1
+        finished.append(
+            {
+                "did": delivery.id,
+                "token": lease_token,
+                "finished_at": now if result.succeeded else None,
+                "v_status": status,
+                "v_attempts": number,
+                "v_next_attempt_at": next_at,
+                "v_last_status_code": result.status_code,
+                "v_last_error": result.error,
+            }
+        )
+    repository.add_attempts(session, attempts)
+    repository.finish(session, finished)
+    for endpoint_id in sorted(gone):
+        repository.disable_endpoint(session, endpoint_id, "gone", now)
+    return counts
 
 
 def delivery_view(
