@@ -22,7 +22,8 @@ PROGRAM: dict[str, Any] = {
                            "expiry": {"mode": "rolling_days", "days": 30, "notify_days": 7}}},
     "tiers": {"metric": "spend", "downgrade": {"mode": "immediate"},
               "levels": [{"key": "bronze", "threshold": 0}, {"key": "gold", "threshold": 100}]},
-    "rules": [{"key": "base", "on": "order.completed", "earn": {"per_amount": 1}}],
+    "rules": [{"key": "base", "on": "order.completed", "earn": {"per_amount": 1}},
+              {"key": "review", "on": "review.created", "earn": {"fixed": 5}}],
     "rewards": [{"key": "ten-off", "cost": 5, "type": "discount_fixed", "value": 10,
                  "coupon": {"valid_days": 30}}],
     "referral": {"referee": {"points": 10}, "referrer": {"points": 50},
@@ -92,6 +93,14 @@ def test_each_action_writes_its_event(
     assert {"order.completed", "points.earned", "tier.upgraded", "badge.awarded",
             "challenge.completed"} <= audit.new_types()  # fmt: skip
     call(api, "POST", "/v1/orders", "2026-03-02T11:00:00Z", order("ob", "bob", "60.00"))
+
+    review = {"id": "e1", "type": "review.created", "member_id": "m1",
+              "occurred_at": "2026-03-02T12:00:00Z", "properties": {"stars": 5}}  # fmt: skip
+    call(api, "POST", "/v1/events", "2026-03-02T12:00:00Z", review)
+    earned = [e["data"] for e in written(api) if e["type"] == "points.earned"]
+    assert {"member_id": "m1", "wallet": "points", "amount": 5, "event_id": "e1",
+            "event_type": "review.created"} in earned  # fmt: skip
+    audit.new_types()
 
     jobs(tenant[0], "2026-03-05T10:00:00Z")  # the two pending days are over
     assert "points.activated" in audit.new_types()

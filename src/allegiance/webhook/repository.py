@@ -89,23 +89,32 @@ def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def _due(tenant_id: str, now: datetime) -> Any:
+    enabled = select(WebhookEndpoint.id).where(
+        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
+    )
+    return and_(
+        WebhookDelivery.tenant_id == tenant_id,
+        or_(
+            and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
+            and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until <= now),
+        ),
+        WebhookDelivery.endpoint_id.in_(enabled),
+    )
+
+
+def any_due(session: Session, tenant_id: str, now: datetime) -> bool:
+    stmt = select(WebhookDelivery.id).where(_due(tenant_id, now)).limit(1)
+    return session.scalar(stmt) is not None
+
+
 def claim_due(session: Session, tenant_id: str, now: datetime, limit: int) -> list[WebhookDelivery]:
     """Deliveries to send now, oldest first: pending ones whose time has come and sending
     ones whose lease ran out (their worker died). Row-locked with SKIP LOCKED on Postgres so
     concurrent workers claim disjoint batches; SQLite has one writer at a time."""
-    enabled = select(WebhookEndpoint.id).where(
-        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
-    )
     stmt = (
         select(WebhookDelivery)
-        .where(
-            WebhookDelivery.tenant_id == tenant_id,
-            or_(
-                and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
-                and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until <= now),
-            ),
-            WebhookDelivery.endpoint_id.in_(enabled),
-        )
+        .where(_due(tenant_id, now))
         .order_by(WebhookDelivery.id)
         .limit(limit)
     )

@@ -8,6 +8,7 @@ same ``webhook-id`` (at-least-once). While a lease holds, no other worker touche
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -21,7 +22,7 @@ from sqlalchemy import Engine
 
 from allegiance import __version__
 from allegiance.config import get_settings
-from allegiance.db import write_session
+from allegiance.db import read_session, write_session
 from allegiance.kit.clock import utcnow
 from allegiance.kit.ids import new_id
 from allegiance.webhook import repository, service
@@ -40,17 +41,14 @@ def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
     """Send the tenant's due deliveries as of ``now``, a leased batch at a time; returns how
     many requests were made."""
     settings = get_settings()
+    with read_session(engine) as session:
+        # most rounds have nothing to send: no write transaction, no HTTP client then
+        if not repository.any_due(session, tenant_id, now):
+            return 0
     batch = settings.webhook_batch_size
     sent = 0
-    # headers and body leave in separate writes: without TCP_NODELAY, Nagle's algorithm and
-    # the receiver's delayed ACK add about 40 ms to every request
-    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-    with httpx.Client(
-        transport=transport,
-        timeout=settings.webhook_timeout_seconds,
-        follow_redirects=False,
-        headers={"user-agent": f"Allegiance-Webhooks/{__version__}"},
-    ) as client:
+    client: httpx.Client | None = None
+    try:
         while True:
             token = new_id("lease")
             with write_session(engine) as session:
@@ -66,9 +64,10 @@ def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
                 claimed = [_Claimed(d, endpoints[d.endpoint_id]) for d in due]
             if not claimed:
                 return sent
+            client = client or _client()
             workers = max(1, min(settings.webhook_concurrency, len(claimed)))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(lambda c: _send(client, c), claimed))
+                results = list(pool.map(functools.partial(_send, client), claimed))
             with write_session(engine) as session:
                 service.record_attempts(
                     session,
@@ -79,6 +78,22 @@ def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
             sent += len(claimed)
             if len(claimed) < batch:
                 return sent
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _client() -> httpx.Client:
+    settings = get_settings()
+    # headers and body leave in separate writes: without TCP_NODELAY, Nagle's algorithm and
+    # the receiver's delayed ACK add about 40 ms to every request
+    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    return httpx.Client(
+        transport=transport,
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        headers={"user-agent": f"Allegiance-Webhooks/{__version__}"},
+    )
 
 
 def _send(client: httpx.Client, item: _Claimed) -> service.AttemptResult:
