@@ -209,8 +209,9 @@ def test_gone_disables_the_endpoint(api: Api, tenant: tuple[str, str], receiver:
 
 
 def test_two_workers_never_send_one_delivery_at_once(
-    api: Api, tenant: tuple[str, str], receiver: Receiver
+    api: Api, tenant: tuple[str, str], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(get_settings(), "webhook_batch_size", 4)  # many claims, interleaved
     apply_program(api, BASIC_PROGRAM)
     register(api, receiver, ["order.completed"])
     receiver.delay = 0.02

@@ -48,12 +48,16 @@ def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
     batch = settings.webhook_batch_size
     sent = 0
     client: httpx.Client | None = None
+    started = time.monotonic()
     try:
         while True:
             token = new_id("lease")
             with write_session(engine) as session:
                 due = repository.claim_due(session, tenant_id, now, batch)
-                lease_until = now + timedelta(seconds=settings.webhook_lease_seconds)
+                # ``now`` stays fixed for the whole backlog: a later batch's lease counts from
+                # when it is claimed, or it could run out while being sent
+                elapsed = time.monotonic() - started
+                lease_until = now + timedelta(seconds=settings.webhook_lease_seconds + elapsed)
                 for delivery in due:
                     delivery.status = "sending"
                     delivery.lease_until = lease_until
