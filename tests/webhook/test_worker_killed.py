@@ -75,7 +75,8 @@ def test_killed_worker_loses_no_delivery(api: Api, tenant: tuple[str, str]) -> N
             )
             assert leased.count() == states["sending"]
         # ... and after it, sends them again
-        later = T0 + timedelta(seconds=get_settings().webhook_lease_seconds + 1)
+        # (a lease counts from its claim; the worker lived well under two minutes)
+        later = T0 + timedelta(seconds=get_settings().webhook_lease_seconds + 120)
         deliver_due(engine, tenant_id, later)
 
         with read_session() as session:
