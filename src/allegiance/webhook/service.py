@@ -252,6 +252,36 @@ def enqueue_delivery(
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A delivery a worker holds the lease of, with its endpoint as it was at the claim."""
+
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+
+
+def claim_deliveries(
+    session: Session,
+    *,
+    tenant_id: str,
+    now: datetime,
+    limit: int,
+    lease_token: str,
+    lease_until: datetime,
+) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries (pending ones whose time has come, and sending
+    ones whose lease ran out) for this worker: ``sending`` under ``lease_token`` until
+    ``lease_until``. The caller commits before sending."""
+    due = repository.claim_due(session, tenant_id, now, limit)
+    for delivery in due:
+        delivery.status = "sending"
+        delivery.lease_until = lease_until
+        delivery.lease_token = lease_token
+    session.flush()
+    endpoints = repository.endpoints_by_id(session, sorted({d.endpoint_id for d in due}))
+    return [Claimed(d, endpoints[d.endpoint_id]) for d in due]
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     """What one HTTP request of a delivery came back with."""
 

@@ -9,11 +9,9 @@ same ``webhook-id`` (at-least-once). While a lease holds, no other worker touche
 from __future__ import annotations
 
 import functools
-import logging
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -26,15 +24,6 @@ from allegiance.db import read_session, write_session
 from allegiance.kit.clock import utcnow
 from allegiance.kit.ids import new_id
 from allegiance.webhook import repository, service
-from allegiance.webhook.models import WebhookDelivery, WebhookEndpoint
-
-log = logging.getLogger("allegiance.webhook")
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    delivery: WebhookDelivery
-    endpoint: WebhookEndpoint
 
 
 def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
@@ -52,20 +41,19 @@ def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
     try:
         while True:
             token = new_id("lease")
+            # ``now`` stays fixed for the whole backlog: a later batch's lease counts from when
+            # it is claimed, or it could run out while being sent
+            elapsed = time.monotonic() - started
+            lease_until = now + timedelta(seconds=settings.webhook_lease_seconds + elapsed)
             with write_session(engine) as session:
-                due = repository.claim_due(session, tenant_id, now, batch)
-                # ``now`` stays fixed for the whole backlog: a later batch's lease counts from
-                # when it is claimed, or it could run out while being sent
-                elapsed = time.monotonic() - started
-                lease_until = now + timedelta(seconds=settings.webhook_lease_seconds + elapsed)
-                for delivery in due:
-                    delivery.status = "sending"
-                    delivery.lease_until = lease_until
-                    delivery.lease_token = token
-                endpoints = repository.endpoints_by_id(
-                    session, sorted({d.endpoint_id for d in due})
+                claimed = service.claim_deliveries(
+                    session,
+                    tenant_id=tenant_id,
+                    now=now,
+                    limit=batch,
+                    lease_token=token,
+                    lease_until=lease_until,
                 )
-                claimed = [_Claimed(d, endpoints[d.endpoint_id]) for d in due]
             if not claimed:
                 return sent
             client = client or _client()
@@ -100,7 +88,7 @@ def _client() -> httpx.Client:
     )
 
 
-def _send(client: httpx.Client, item: _Claimed) -> service.AttemptResult:
+def _send(client: httpx.Client, item: service.Claimed) -> service.AttemptResult:
     """One signed POST. The signature's timestamp is the wall clock (receivers reject
     stale timestamps), whatever time the job runs as."""
     settings = get_settings()
