@@ -89,6 +89,27 @@ def test_events_are_delivered_signed_and_filtered(
     assert len(deliveries(tenant_id)) == 3
 
 
+def test_the_frequent_round_finds_tenants_with_work(
+    api: Api, tenant: tuple[str, str], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "job_batch_size", 100_000)  # every tenant of the run
+    from allegiance.outbox.tasks import dispatch, tenants_with_pending
+    from allegiance.webhook.tasks import tenants_with_due
+
+    apply_program(api, BASIC_PROGRAM)
+    register(api, receiver, ["order.completed"])
+    book(api, "o1")
+    tenant_id, engine = tenant[0], get_engine()
+    assert tenant_id in tenants_with_pending(engine)
+    assert tenant_id not in tenants_with_due(engine, at(0))
+    dispatch(engine, tenant_id, at(0))
+    assert tenant_id not in tenants_with_pending(engine)
+    assert tenant_id in tenants_with_due(engine, at(0))
+    assert tenant_id not in tenants_with_due(engine, at(-1))  # not due before its time
+    deliver_due(engine, tenant_id, at(0))
+    assert tenant_id not in tenants_with_due(engine, at(10**6))
+
+
 def test_failing_receiver_is_retried_until_it_recovers(
     api: Api, tenant: tuple[str, str], receiver: Receiver
 ) -> None:

@@ -60,6 +60,8 @@ Index(
     WebhookDelivery.next_attempt_at,
 )
 Index("ix_webhook_deliveries_list", WebhookDelivery.tenant_id, WebhookDelivery.id)
+# which tenants have work, across tenants (the worker's frequent round)
+Index("ix_webhook_deliveries_status", WebhookDelivery.status, WebhookDelivery.next_attempt_at)
 
 
 class WebhookAttempt(Base):

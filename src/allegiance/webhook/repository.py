@@ -103,6 +103,21 @@ def _due(tenant_id: str, now: datetime) -> Any:
     )
 
 
+def tenants_with_due(session: Session, now: datetime, limit: int) -> list[str]:
+    stmt = (
+        select(WebhookDelivery.tenant_id)
+        .where(
+            or_(
+                and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now),
+                and_(WebhookDelivery.status == "sending", WebhookDelivery.lease_until <= now),
+            )
+        )
+        .distinct()
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def any_due(session: Session, tenant_id: str, now: datetime) -> bool:
     stmt = select(WebhookDelivery.id).where(_due(tenant_id, now)).limit(1)
     return session.scalar(stmt) is not None

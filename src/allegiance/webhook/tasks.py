@@ -26,6 +26,12 @@ from allegiance.kit.ids import new_id
 from allegiance.webhook import repository, service
 
 
+def tenants_with_due(engine: Engine, now: datetime) -> set[str]:
+    """Tenants with deliveries due as of ``now`` (at most a batch of them)."""
+    with read_session(engine) as session:
+        return set(repository.tenants_with_due(session, now, get_settings().job_batch_size))
+
+
 def deliver_due(engine: Engine, tenant_id: str, now: datetime) -> int:
     """Send the tenant's due deliveries as of ``now``, a leased batch at a time; returns how
     many requests were made."""

@@ -85,6 +85,9 @@ def upgrade() -> None:
             "ix_webhook_deliveries_due", ["tenant_id", "status", "next_attempt_at"], unique=False
         )
         batch_op.create_index("ix_webhook_deliveries_list", ["tenant_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_webhook_deliveries_status", ["status", "next_attempt_at"], unique=False
+        )
 
     op.create_table(
         "webhook_attempts",
@@ -121,6 +124,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_attempts")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_status")
         batch_op.drop_index("ix_webhook_deliveries_list")
         batch_op.drop_index("ix_webhook_deliveries_due")
 
