@@ -41,6 +41,8 @@ def _receive(ready: Any, control: Any, results: Any) -> None:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a production receiver would
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("content-length") or 0))
             ok = False
@@ -58,6 +60,7 @@ def _receive(ready: Any, control: Any, results: Any) -> None:
                 else:
                     bad[0] += 1
             self.send_response(200 if ok else 400)
+            self.send_header("content-length", "0")
             self.end_headers()
 
         def log_message(self, *a: Any) -> None:
