@@ -23,7 +23,7 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 def test_killed_worker_loses_no_delivery(api: Api, tenant: tuple[str, str]) -> None:
     tenant_id = tenant[0]
-    receiver = Receiver(delay=0.4).start()
+    receiver = Receiver(delay=1.0).start()  # a wide window to kill in
     try:
         apply_program(api, BASIC_PROGRAM)
         response = api.post(
