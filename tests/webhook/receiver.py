@@ -61,10 +61,13 @@ class Receiver:
                     status = receiver.answer(item) if verified else 400
                     with receiver.lock:
                         receiver.received.append(item)
-                    self.send_response(status)
-                    self.send_header("content-type", "text/plain")
-                    self.end_headers()
-                    self.wfile.write(b"ok" if status < 300 else b"no thanks")
+                    try:
+                        self.send_response(status)
+                        self.send_header("content-type", "text/plain")
+                        self.end_headers()
+                        self.wfile.write(b"ok" if status < 300 else b"no thanks")
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the sender gave up waiting (a timeout, a killed worker)
                 finally:
                     with receiver.lock:
                         receiver.in_flight[message_id] -= 1

@@ -307,3 +307,27 @@ def test_endpoint_deleted_while_sending(
     assert run_all(get_engine(), at(0), tenant_id)["webhook_deliveries"] == 1
     assert deliveries(tenant_id) == []
     assert api.get(f"/v1/webhook-endpoints/{endpoint['id']}").status_code == 404
+
+
+def test_a_slow_or_unreachable_receiver_is_a_failed_attempt(
+    api: Api, tenant: tuple[str, str], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "webhook_timeout_seconds", 0.3)
+    apply_program(api, BASIC_PROGRAM)
+    register(api, receiver, ["order.completed"])
+    closed = Receiver().start()
+    closed.stop()  # nothing listens on its port any more
+    response = api.post("/v1/webhook-endpoints", json={"url": closed.url, "events": ["*"]})
+    assert response.status_code == 201
+    receiver.delay = 1.0
+    book(api, "o1")
+    tenant_id = tenant[0]
+    run_all(get_engine(), at(0), tenant_id)
+    errors = sorted(str(d.last_error).split(":")[0] for d in deliveries(tenant_id))
+    assert errors[-1] == "timeout"
+    assert errors[0] == "ConnectError"
+    assert {d.status for d in deliveries(tenant_id)} == {"pending"}
+    for d in deliveries(tenant_id):
+        shown = api.get(f"/v1/webhook-deliveries/{d.message_id}").json()
+        (attempt,) = shown["attempt_history"]
+        assert attempt["status_code"] is None and attempt["succeeded"] is False

@@ -108,13 +108,16 @@ def _send(client: httpx.Client, item: service.Claimed) -> service.AttemptResult:
     }
     started = time.monotonic()
     limit = min(settings.webhook_response_snippet_chars, 2000)  # the column's size
+    timeout = settings.webhook_timeout_seconds
     try:
         with client.stream("POST", item.endpoint.url, content=body, headers=headers) as response:
             snippet = b""
             for chunk in response.iter_bytes():
                 snippet += chunk
-                if len(snippet) >= limit:
-                    break  # the rest of a large answer is not read
+                # the rest of a large answer is not read, nor a body trickling in slowly
+                # (the timeout is per read; the lease must outlast the whole request)
+                if len(snippet) >= limit or time.monotonic() - started > timeout:
+                    break
             text = snippet.decode("utf-8", errors="replace")[:limit]
             return service.AttemptResult(
                 status_code=response.status_code,
@@ -124,7 +127,7 @@ def _send(client: httpx.Client, item: service.Claimed) -> service.AttemptResult:
             )
     except httpx.TimeoutException:
         return service.AttemptResult(None, None, _ms(started), "timeout")
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure is the attempt's outcome, never the batch's
         message = f"{type(exc).__name__}: {exc}"[:500]
         return service.AttemptResult(None, None, _ms(started), message)
 
