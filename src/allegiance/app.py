@@ -166,11 +166,12 @@ def create_app() -> FastAPI:
     from allegiance.sweepstakes.endpoints import router as sweepstakes
     from allegiance.tenant.endpoints import router as api_keys
     from allegiance.tier.endpoints import router as tiers
+    from allegiance.webhook.endpoints import router as webhooks
 
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games, integrations, platform_webhooks, segments, recommendations,
+        games, integrations, platform_webhooks, segments, recommendations, webhooks,
     ):  # fmt: skip
         app.include_router(router)
     from allegiance.experiment.endpoints import router as experiments

@@ -100,17 +100,24 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 def worker(interval: float = typer.Option(None, help="seconds between rounds")) -> None:
     """Run periodic jobs in a loop (several workers may run at once)."""
     from allegiance.kit.clock import utcnow
-    from allegiance.worker.runner import run_all
+    from allegiance.worker.runner import run_all, run_frequent
 
     _migrate()
     pause = interval or get_settings().jobs_interval_seconds
+    tick = min(pause, get_settings().webhook_poll_seconds)
     console.print(f"worker started; a round every {pause:g}s (Ctrl-C stops)")
     try:
+        next_round = 0.0
         while True:
-            counts = run_all(_engine(), utcnow())
-            if any(counts.values()):
-                console.print(counts)
-            time.sleep(pause)
+            if time.monotonic() >= next_round:
+                counts = run_all(_engine(), utcnow())
+                if any(counts.values()):
+                    console.print(counts)
+                next_round = time.monotonic() + pause
+            else:
+                # outbox and webhook deliveries more often than the other jobs
+                run_frequent(_engine(), utcnow())
+            time.sleep(tick)
     except KeyboardInterrupt:
         console.print("worker stopped")
 

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     recommendation_neighbours: int = 20
     recommendation_view_weight: float = 0.3
     recommendation_limit_max: int = 50
+    # outbound webhooks (docs/webhooks.md)
+    webhook_timeout_seconds: float = 10.0
+    webhook_batch_size: int = 50  # deliveries claimed per lease
+    webhook_concurrency: int = 8  # requests in flight per worker
+    webhook_lease_seconds: float = 300.0  # > batch / concurrency x timeout
+    webhook_retry_schedule_seconds: list[int] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    webhook_response_snippet_chars: int = 500
+    webhook_max_endpoints: int = 50
+    webhook_replay_max: int = 1_000
+    webhook_attempts_shown: int = 50
+    webhook_poll_seconds: float = 1.0  # how often `allegiance worker` sends due deliveries
+    webhook_secret_overlap_hours: float = 24.0  # the old secret still signs after a rotation
 
 
 @lru_cache(maxsize=1)

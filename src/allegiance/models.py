@@ -21,6 +21,7 @@ from allegiance.subscription.models import Subscription, SubscriptionPayment
 from allegiance.sweepstakes.models import SweepstakeDraw, SweepstakeEntry
 from allegiance.tenant.models import ApiKey, IdempotencyRecord, ProgramVersion, Tenant
 from allegiance.tier.models import TierChange, TierFact, TierState
+from allegiance.webhook.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -63,4 +64,7 @@ __all__ = [
     "TierFact",
     "TierState",
     "Transfer",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -27,6 +27,7 @@ from allegiance.coupon.schemas import (
 from allegiance.errors import Conflict, NotFound, ValidationFailed, invalid
 from allegiance.kit.clock import as_utc
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, to_minor
+from allegiance.outbox import service as outbox
 
 if TYPE_CHECKING:
     from allegiance.order.service import Booking, PreparedOrder
@@ -483,6 +484,7 @@ def _use_on_bookings(
         return
     found = repository.get_coupons(session, tenant_id, codes, lock=True)
     exponent = currency_exponent(program.currency)
+    events: list[dict[str, Any]] = []
     for booking in bookings:
         for code in wanted[booking.order.order_id]:
             coupon = found.get(code)
@@ -495,6 +497,12 @@ def _use_on_bookings(
                 )
                 continue
             _take(session, tenant_id, coupon, booking.order.order_id, outcome.discount_minor, now)
+            events.append(
+                _used_event(
+                    tenant_id, coupon, booking.order.order_id, booking.order.member_id,
+                    outcome.discount_minor, exponent, now,
+                )
+            )  # fmt: skip
             effect: dict[str, Any] = {
                 "type": "coupon_used",
                 "code": code,
@@ -503,6 +511,29 @@ def _use_on_bookings(
             if coupon.balance_minor is not None:
                 effect["balance"] = money_str(coupon.balance_minor, exponent)
             booking.coupon_effects.append(effect)
+    outbox.emit_many(session, events)
+
+
+def _used_event(
+    tenant_id: str,
+    coupon: Coupon,
+    order_id: str,
+    member_id: str | None,
+    amount_minor: int,
+    exponent: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """A ``coupon.used`` outbox row."""
+    data: dict[str, Any] = {
+        "code": coupon.code,
+        "kind": coupon.kind,
+        "order_id": order_id,
+        "member_id": member_id or coupon.member_id,
+        "discount": money_str(amount_minor, exponent),
+    }
+    if coupon.balance_minor is not None:
+        data["balance"] = money_str(coupon.balance_minor, exponent)
+    return outbox.event_row(tenant_id, "coupon.used", data, now)
 
 
 def _give_back(session: Session, tenant_id: str, coupon: Coupon, amount: int) -> None:
@@ -593,6 +624,10 @@ def redeem_coupon(
                 errors=[{"loc": ["body", "amount"], "msg": "more than the balance"}],
             )
     _take(session, tenant_id, coupon, use.order_id, amount, now)
+    outbox.emit_many(
+        session,
+        [_used_event(tenant_id, coupon, use.order_id, use.member_id, amount, exponent, now)],
+    )
     return _use_view(coupon, use.order_id, amount, exponent)
 
 

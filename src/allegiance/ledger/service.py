@@ -784,7 +784,40 @@ def settle_member(
     repository.add_balances(session, {k: (v[0], v[1]) for k, v in deltas.items()})
     if activated_accounts:
         _net_debt(session, activated_accounts)
+    _emit_settled(session, tenant_id, program, member_id, owner_type, transfers, now)
     return next_due(session, program, list(by_id), accounts, last_activity_at)
+
+
+_SETTLED_EVENTS = {"activate": "points.activated", "expire": "points.expired"}
+
+
+def _emit_settled(
+    session: Session,
+    tenant_id: str,
+    program: Program,
+    owner_id: str,
+    owner_type: str,
+    transfers: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """``points.activated`` / ``points.expired``: one event per wallet and kind for this
+    settlement, in its transaction."""
+    from allegiance.outbox import service as outbox
+
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for t in transfers:
+        if t["code"] in _SETTLED_EVENTS:
+            totals[(_SETTLED_EVENTS[t["code"]], t["wallet"])] += t["amount_minor"]
+    events = []
+    for (type_, wallet_key), amount in sorted(totals.items()):
+        wallet = program.wallets.get(wallet_key)
+        data = {
+            ("account_id" if owner_type == "account" else "member_id"): owner_id,
+            "wallet": wallet_key,
+            "amount": number(amount, wallet.precision if wallet else 0),
+        }
+        events.append(outbox.event_row(tenant_id, type_, data, now))
+    outbox.emit_many(session, events)
 
 
 def inactivity_deadline(program: Program, last_activity_at: datetime | None) -> datetime | None:

@@ -905,6 +905,28 @@ def _stats_of(member: Member) -> dict[str, Any]:
     }
 
 
+def _earned_on_event(
+    tenant_id: str, program: CompiledProgram, event: Any, evaluation: Evaluation, now: datetime
+) -> list[dict[str, Any]]:
+    """``points.earned`` rows for what a behaviour event's rules credited."""
+    return [
+        outbox.event_row(
+            tenant_id,
+            "points.earned",
+            {
+                "member_id": event.member_id,
+                "wallet": wallet_key,
+                "amount": number(amount, program.program.wallets[wallet_key].precision),
+                "event_id": event.id,
+                "event_type": event.type,
+            },
+            now,
+        )
+        for wallet_key, amount in evaluation.totals_minor.items()
+        if amount > 0
+    ]
+
+
 def _points_by_wallet(program: CompiledProgram, booking: Booking) -> dict[str, int | float]:
     return {
         k: number(v, program.program.wallets[k].precision)
@@ -1562,6 +1584,7 @@ def record_event(
     segmentation.refresh_members(
         session, tenant_id=tenant_id, program=program, member_ids=[event.member_id], now=now
     )
+    outbox.emit_many(session, _earned_on_event(tenant_id, program, event, evaluation, now))
     return {
         "event_id": event.id,
         "type": event.type,

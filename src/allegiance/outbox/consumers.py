@@ -16,4 +16,8 @@ Consumer = Callable[[Session, OutboxEvent, datetime], None]
 
 def consumers() -> list[Consumer]:
     """Every consumer, in the order they see an event."""
-    return []
+    from allegiance.webhook.service import fan_out
+
+    return [
+        fan_out,  # webhook deliveries
+    ]

@@ -27,6 +27,25 @@ def list_events(
     return list(session.scalars(stmt.order_by(OutboxEvent.id).limit(limit)))
 
 
+def has_pending(session: Session, tenant_id: str) -> bool:
+    stmt = (
+        select(OutboxEvent.id)
+        .where(OutboxEvent.dispatched_at.is_(None), OutboxEvent.tenant_id == tenant_id)
+        .limit(1)
+    )
+    return session.scalar(stmt) is not None
+
+
+def tenants_with_pending(session: Session, limit: int) -> list[str]:
+    stmt = (
+        select(OutboxEvent.tenant_id)
+        .where(OutboxEvent.dispatched_at.is_(None))
+        .distinct()
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def claim_pending(session: Session, tenant_id: str, limit: int) -> list[OutboxEvent]:
     """The tenant's oldest undispatched events, row-locked with SKIP LOCKED on Postgres so
     several workers dispatch disjoint batches (SQLite has one writer at a time)."""

@@ -7,9 +7,15 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from allegiance.config import get_settings
-from allegiance.db import write_session
+from allegiance.db import read_session, write_session
 from allegiance.outbox import repository
 from allegiance.outbox.consumers import consumers
+
+
+def tenants_with_pending(engine: Engine) -> set[str]:
+    """Tenants with undispatched events (at most a batch of them)."""
+    with read_session(engine) as session:
+        return set(repository.tenants_with_pending(session, get_settings().job_batch_size))
 
 
 def dispatch(engine: Engine, tenant_id: str, now: datetime) -> int:
@@ -18,6 +24,10 @@ def dispatch(engine: Engine, tenant_id: str, now: datetime) -> int:
     A consumer failing rolls the batch back; the events stay pending and the next run retries
     them (consumers must therefore be idempotent per event id)."""
     batch = get_settings().job_batch_size
+    with read_session(engine) as session:
+        # most rounds find nothing: no write transaction then
+        if not repository.has_pending(session, tenant_id):
+            return 0
     handled = 0
     readers = consumers()
     while True:

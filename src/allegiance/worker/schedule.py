@@ -27,6 +27,7 @@ def jobs() -> list[Job]:
     from allegiance.segment import tasks as segment_tasks
     from allegiance.subscription import tasks as subscription_tasks
     from allegiance.tier import tasks as tier_tasks
+    from allegiance.webhook import tasks as webhook_tasks
 
     return [
         Job("activate_and_expire", ledger_tasks.settle_due_members),
@@ -41,4 +42,6 @@ def jobs() -> list[Job]:
         Job("recommendation_model", recommendation_tasks.rebuild_stale),
         # last: hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
+        # after the outbox: this round's events go out in this round
+        Job("webhook_deliveries", webhook_tasks.deliver_due),
     ]
