@@ -151,6 +151,7 @@ def create_app() -> FastAPI:
     from allegiance.coupon.endpoints import router as coupons
     from allegiance.engagement.badge_endpoints import router as engagement_badges
     from allegiance.engagement.game_endpoints import router as games
+    from allegiance.insight.endpoints import router as insights
     from allegiance.member.endpoints import router as members
     from allegiance.order.endpoints import router as orders
     from allegiance.outbox.endpoints import router as domain_events
@@ -166,7 +167,7 @@ def create_app() -> FastAPI:
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games,
+        games, insights,
     ):  # fmt: skip
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

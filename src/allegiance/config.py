@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     pool_max_overflow: int = 20
     auth_cache_seconds: float = 5.0
 
+    # member insights (RFM, CLV, churn): how often members are rescored and the model refitted,
+    # the lease of one scoring run, and the most purchases one fit or scoring run reads
+    insight_score_interval_hours: float = 24.0
+    clv_refit_days: float = 7.0
+    insight_lease_seconds: float = 3600.0
+    insight_max_orders: int = 5_000_000
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -5,7 +5,7 @@ from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
-from allegiance.insight.models import MemberScore
+from allegiance.insight.models import ClvModel, MemberScore
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -23,6 +23,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "ChallengeProgress",
+    "ClvModel",
     "Coupon",
     "CouponUse",
     "Event",
