@@ -58,14 +58,17 @@ class GammaGamma:
 
 def group_rows(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray, NDArray[np.intp]]:
     """Identical rows collapsed: the distinct rows (one array per column), how often each
-    occurs, and for every input row the index of its distinct row."""
-    stacked = np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
-    view = stacked.view(np.dtype((np.void, stacked.dtype.itemsize * stacked.shape[1]))).ravel()
+    occurs, and for every input row the index of its distinct row. Each column is coded by
+    its distinct values first, so the rows are grouped by one integer key."""
+    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
+    key = np.zeros(len(arrays[0]), dtype=np.int64)
+    for column in arrays:
+        values, codes = np.unique(column, return_inverse=True)
+        key = key * len(values) + codes.reshape(-1)  # < n^3 ≤ 2^63 for n ≤ 2 million
     _, first, inverse, counts = np.unique(
-        view, return_index=True, return_inverse=True, return_counts=True
+        key, return_index=True, return_inverse=True, return_counts=True
     )
-    unique = stacked[first]
-    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(np.float64), inverse
+    return [a[first] for a in arrays], counts.astype(np.float64), inverse.reshape(-1)
 
 
 # ---------------------------------------------------------------- BG/NBD
@@ -94,53 +97,60 @@ def bgnbd_log_likelihood(
 def _bgnbd_objective(
     x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
 ) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """Mean negative log-likelihood and its gradient in log-parameter space. Terms that
+    depend on x alone (the gamma functions) are evaluated once per distinct x, logarithms of
+    alpha + T and alpha + t_x once per distinct age and recency."""
     total = float(weights.sum())
+    ux, xi = np.unique(x, return_inverse=True)
+    xi = xi.reshape(-1)
+    weight_x = np.bincount(xi, weights=weights, minlength=len(ux))
+    uT, Ti = np.unique(T, return_inverse=True)
+    ut, ti = np.unique(t_x, return_inverse=True)
+    Ti, ti = Ti.reshape(-1), ti.reshape(-1)
     buyer = x > 0
-    x_or_one = np.where(buyer, x, 1.0)
+    ux_or_one = np.where(ux > 0, ux, 1.0)
+    w_buyer = weights * buyer
 
     def value_and_grad(log_params: FloatArray) -> tuple[float, FloatArray]:
-        r, alpha, a, b = np.exp(log_params)
-        log_alpha_T = np.log(alpha + T)
-        log_alpha_tx = np.log(alpha + t_x)
-        a1 = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha)
-        a2 = (
-            special.gammaln(a + b)
-            + special.gammaln(b + x)
+        r, alpha, a, b = (float(v) for v in np.exp(log_params))
+        # per distinct x
+        a12 = (
+            special.gammaln(r + ux)
+            - special.gammaln(r)
+            + r * math.log(alpha)
+            + special.gammaln(a + b)
+            + special.gammaln(b + ux)
             - special.gammaln(b)
-            - special.gammaln(a + b + x)
+            - special.gammaln(a + b + ux)
         )
-        a3 = -(r + x) * log_alpha_T
-        a4 = math.log(a) - np.log(b + x_or_one - 1.0) - (r + x) * log_alpha_tx
-        top = np.where(buyer, np.maximum(a3, a4), a3)
-        e3 = np.exp(a3 - top)
-        e4 = np.where(buyer, np.exp(a4 - top), 0.0)
-        tail = e3 + e4
-        ll = a1 + a2 + top + np.log(tail)
-        w3 = e3 / tail
-        w4 = 1.0 - w3
-        psi_abx = special.digamma(a + b + x)
-        d_r = special.digamma(r + x) - special.digamma(r) + math.log(alpha)
-        d_r = d_r - w3 * log_alpha_T - w4 * log_alpha_tx
-        d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-        d_a = special.digamma(a + b) - psi_abx + w4 / a
-        d_b = (
-            special.digamma(a + b)
-            + special.digamma(b + x)
-            - special.digamma(b)
-            - psi_abx
-            - w4 / (b + x_or_one - 1.0)
-        )
-        grads = np.array(
-            [
-                r * float(weights @ d_r),
-                alpha * float(weights @ d_alpha),
-                a * float(weights @ d_a),
-                b * float(weights @ d_b),
-            ]
-        )
-        value = float(weights @ ll)
+        log_b_x = np.log(b + ux_or_one - 1.0)
+        # per row
+        log_alpha_T = np.log(alpha + uT)[Ti]
+        log_alpha_tx = np.log(alpha + ut)[ti]
+        rx = r + x
+        a3 = -rx * log_alpha_T
+        a4 = math.log(a) - log_b_x[xi] - rx * log_alpha_tx
+        # log(e^a3 + e^a4) for buyers, a3 for the others
+        gap = np.where(buyer, a4 - a3, -np.inf)
+        tail = np.logaddexp(0.0, gap)
+        w4 = np.exp(gap - tail)  # share of the "dropped out after t_x" term
+        w3 = 1.0 - w4
+        value = float(weight_x @ a12) + float(weights @ (a3 + tail))
         if not math.isfinite(value):
             return 1e10, np.zeros(4)
+        psi_ab = special.digamma(a + b)
+        psi_abx = special.digamma(a + b + ux)
+        d_r = float(
+            weight_x @ (special.digamma(r + ux) - special.digamma(r) + math.log(alpha))
+        ) - float(weights @ (w3 * log_alpha_T + w4 * log_alpha_tx))
+        inv_T = (1.0 / (alpha + uT))[Ti]
+        inv_tx = (1.0 / (alpha + ut))[ti]
+        d_alpha = total * r / alpha - float(weights @ (rx * (w3 * inv_T + w4 * inv_tx)))
+        d_a = float(weight_x @ (psi_ab - psi_abx)) + float(w_buyer @ w4) / a
+        d_b = float(
+            weight_x @ (psi_ab + special.digamma(b + ux) - special.digamma(b) - psi_abx)
+        ) - float(w_buyer @ (w4 / (b + ux_or_one - 1.0)[xi]))
+        grads = np.array([r * d_r, alpha * d_alpha, a * d_a, b * d_b])
         # minimise the mean negative log-likelihood (scale-free tolerances)
         return -value / total, -grads / total
 
@@ -274,33 +284,48 @@ def fit_gamma_gamma(x: FloatArray, m: FloatArray, weights: FloatArray | None = N
     if float(weights.sum()) < 2:
         raise FitError("at least two repeat buyers are needed to fit", code="not_enough_data")
     total = float(weights.sum())
+    # the terms linear in p, and the gamma functions per distinct x
+    ux, xi = np.unique(x, return_inverse=True)
+    weight_x = np.bincount(xi.reshape(-1), weights=weights, minlength=len(ux))
     log_m = np.log(m)
-    log_x = np.log(x)
+    sum_log_m = float(weights @ log_m)
+    sum_x_log_m = float(weights @ (x * log_m))
+    sum_x_log_x = float(weight_x @ (ux * np.log(ux)))
+    xm = x * m
+    wx = weights * x
 
     def value_and_grad(log_params: FloatArray) -> tuple[float, FloatArray]:
-        p, q, v = np.exp(log_params)
-        px = p * x
-        log_xmv = np.log(x * m + v)
-        psi_pxq = special.digamma(px + q)
+        p, q, v = (float(val) for val in np.exp(log_params))
+        pux = p * ux
+        log_xmv = np.log(xm + v)
         ll = (
-            special.gammaln(px + q)
-            - special.gammaln(px)
-            - special.gammaln(q)
-            + q * math.log(v)
-            + (px - 1.0) * log_m
-            + px * log_x
-            - (px + q) * log_xmv
+            float(weight_x @ (special.gammaln(pux + q) - special.gammaln(pux)))
+            - total * special.gammaln(q)
+            + total * q * math.log(v)
+            + p * sum_x_log_m
+            - sum_log_m
+            + p * sum_x_log_x
+            - p * float(wx @ log_xmv)
+            - q * float(weights @ log_xmv)
         )
-        d_p = x * (psi_pxq - special.digamma(px) + log_m + log_x - log_xmv)
-        d_q = psi_pxq - special.digamma(q) + math.log(v) - log_xmv
-        d_v = q / v - (px + q) / (x * m + v)
-        value = float(weights @ ll)
-        if not math.isfinite(value):
+        if not math.isfinite(ll):
             return 1e10, np.zeros(3)
-        grads = np.array(
-            [p * float(weights @ d_p), q * float(weights @ d_q), v * float(weights @ d_v)]
+        psi_puxq = special.digamma(pux + q)
+        d_p = (
+            float(weight_x @ (ux * (psi_puxq - special.digamma(pux))))
+            + sum_x_log_m
+            + sum_x_log_x
+            - float(wx @ log_xmv)
         )
-        return -value / total, -grads / total
+        d_q = (
+            float(weight_x @ psi_puxq)
+            - total * special.digamma(q)
+            + total * math.log(v)
+            - float(weights @ log_xmv)
+        )
+        d_v = total * q / v - float(weights @ ((p * x + q) / (xm + v)))
+        grads = np.array([p * d_p, q * d_q, v * d_v])
+        return -ll / total, -grads / total
 
     mean_m = float(np.average(m, weights=weights))
     start = np.log(np.array([1.0, 2.0, max(mean_m, 1e-6)]))

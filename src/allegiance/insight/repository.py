@@ -27,7 +27,7 @@ def scores_for(session: Session, tenant_id: str, member_ids: list[str]) -> dict[
 def purchases(
     session: Session, tenant_id: str, until: datetime, chunk: int
 ) -> Iterator[tuple[str, datetime, int]]:
-    """(member id, placed at, value net of refunds) of every member order placed before
+    """(member id, placed at, value net of refunds) of every member order placed up to
     ``until`` that was neither cancelled nor refunded in full, streamed ``chunk`` rows at a
     time."""
     net = Order.total_minor - Order.refunded_minor
@@ -37,7 +37,7 @@ def purchases(
             Order.tenant_id == tenant_id,
             Order.member_id.is_not(None),
             Order.status == "completed",
-            Order.placed_at < until,
+            Order.placed_at <= until,
             net > 0,
         )
         .execution_options(yield_per=chunk)
@@ -57,7 +57,7 @@ def member_purchases(
             Order.tenant_id == tenant_id,
             Order.member_id == member_id,
             Order.status == "completed",
-            Order.placed_at < until,
+            Order.placed_at <= until,
             net > 0,
         )
         .order_by(Order.placed_at)
