@@ -18,6 +18,7 @@ from allegiance.errors import DomainError, invalid
 from allegiance.insight import clv, history, repository, scoring
 from allegiance.insight.models import ClvModel, MemberScore
 from allegiance.insight.schemas import ClvFit
+from allegiance.kit.clock import parse_timestamp
 from allegiance.kit.money import currency_exponent, decimal_places, money_str, to_minor
 from allegiance.kit.pagination import BadCursor, decode_cursor, encode_cursor
 from allegiance.member.service import get_member
@@ -274,7 +275,11 @@ def refit_due(session: Session, *, tenant_id: str, program: CompiledProgram, now
     model = repository.get_model(session, tenant_id)
     if model is None or model.fitted_at is None:
         return False
-    if model.fitted_at > now - timedelta(days=get_settings().clv_refit_days):
+    due_before = now - timedelta(days=get_settings().clv_refit_days)
+    failed_at = model.summary.get("refit_failed_at")
+    if model.fitted_at > due_before or (
+        failed_at is not None and parse_timestamp(failed_at) > due_before
+    ):
         return False
     body = ClvFit(
         time_unit=model.time_unit,  # type: ignore[arg-type]
@@ -283,8 +288,13 @@ def refit_due(session: Session, *, tenant_id: str, program: CompiledProgram, now
     )
     try:
         fit_clv(session, tenant_id=tenant_id, program=program, body=body, now=now)
-    except ClvFitFailed:
-        model.fitted_at = now  # wait a full period before trying again
+    except ClvFitFailed as exc:
+        # keep the old model; try again a full period later
+        model.summary = {
+            **model.summary,
+            "refit_failed_at": now.isoformat(),
+            "refit_error": exc.code,
+        }
         return False
     return True
 
