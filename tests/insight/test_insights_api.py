@@ -12,6 +12,7 @@ import pytest
 from allegiance.db import get_engine
 from allegiance.insight import clv, history, tasks
 from allegiance.kit.clock import parse_timestamp
+from allegiance.kit.pagination import encode_cursor
 from tests.conftest import BASIC_PROGRAM, Api, apply_program, order
 
 START = date(2026, 1, 1)
@@ -298,6 +299,10 @@ def test_bad_input(api: Api, tenant: tuple[str, str]) -> None:
     assert api.get("/v1/analytics/churn/at-risk?min_value=abc").status_code == 422
     assert api.get("/v1/analytics/churn/at-risk?min_value=1.005").status_code == 422
     assert api.get("/v1/analytics/churn/at-risk?limit=0").status_code == 422
+    assert api.get("/v1/analytics/churn/at-risk?min_value=1e40").status_code == 422
+    assert api.get("/v1/analytics/churn/at-risk?min_value=NaN").status_code == 422
+    huge = encode_cursor([10**30, "x"])
+    assert api.get(f"/v1/analytics/churn/at-risk?cursor={huge}").status_code == 422
     # a member never scored: the shape is there, with empty values
     view = api.get("/v1/members/once/insights").json()
     assert view["rfm"]["score"] is None and view["churn"]["risk"] is None

@@ -27,6 +27,7 @@ from allegiance.program.compiled import CompiledProgram
 from allegiance.program.schema import Analytics
 
 AT_RISK_LEVELS = ("medium", "high")
+MAX_MINOR = 2**62  # amounts are BIGINT columns
 
 
 class ClvFitFailed(DomainError):
@@ -500,11 +501,15 @@ def at_risk(
                 ["query", "min_value"], f"a finite amount with at most {exponent} decimals"
             )
         min_minor = to_minor(min_value, exponent)
+        if abs(min_minor) > MAX_MINOR:
+            raise invalid(["query", "min_value"], "amount out of range")
     after = None
     if cursor:
         try:
             raw = decode_cursor(cursor)
             after = (int(raw[0]), str(raw[1]))
+            if abs(after[0]) > MAX_MINOR:
+                raise ValueError("out of range")
         except (BadCursor, TypeError, ValueError, IndexError, KeyError) as exc:
             raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
     rows = repository.at_risk_page(
