@@ -317,3 +317,10 @@ def test_scopes(api: Api, tenant: tuple[str, str]) -> None:
     assert store.post("/v1/analytics/clv/fit", json={"horizon": 5}).status_code == 403
     assert store.get("/v1/analytics/churn/at-risk").status_code == 403
     assert api.with_key(None).get("/v1/analytics/churn/at-risk").status_code == 401
+
+
+def test_jobs_are_scheduled_before_the_outbox() -> None:
+    from allegiance.worker.schedule import jobs
+
+    names = [job.name for job in jobs()]
+    assert names.index("clv_refit") < names.index("member_scores") < names.index("outbox")
