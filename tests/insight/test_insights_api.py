@@ -324,3 +324,44 @@ def test_jobs_are_scheduled_before_the_outbox() -> None:
 
     names = [job.name for job in jobs()]
     assert names.index("clv_refit") < names.index("member_scores") < names.index("outbox")
+
+
+def test_failed_refit_keeps_the_model(
+    api: Api, tenant: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allegiance.config import reset_settings
+
+    load(api, population(seed=3))
+    fitted = fit(api, "2026-07-01T00:00:00Z", horizon=26)
+    assert fitted.status_code == 200, fitted.text
+    engine = get_engine()
+    monkeypatch.setenv("ALLEGIANCE_INSIGHT_MAX_ORDERS", "10")
+    reset_settings()
+    try:
+        at = parse_timestamp("2026-07-09T00:00:00Z")
+        assert tasks.refit_models(engine, tenant[0], at) == 0
+        # not tried again within the refit period
+        assert tasks.refit_models(engine, tenant[0], at + timedelta(days=3)) == 0
+    finally:
+        monkeypatch.delenv("ALLEGIANCE_INSIGHT_MAX_ORDERS")
+        reset_settings()
+    from allegiance.db import read_session
+    from allegiance.insight import repository
+
+    with read_session(engine) as session:
+        model = repository.get_model(session, tenant[0])
+        assert model is not None and model.fitted_at is not None
+        assert model.fitted_at.isoformat().startswith("2026-07-01")
+        assert model.summary["refit_error"] == "clv_too_much_data"
+        assert model.r == fitted.json()["parameters"]["r"]
+    assert tasks.refit_models(engine, tenant[0], parse_timestamp("2026-07-12T00:00:00Z")) == 0
+    # a period after the failure it is tried again: by then these few histories no longer
+    # have an interior maximum (the dropout parameters run off), so it fails again, with the
+    # reason recorded and the model still kept
+    assert tasks.refit_models(engine, tenant[0], parse_timestamp("2026-07-16T00:00:00Z")) == 0
+    with read_session(engine) as session:
+        model = repository.get_model(session, tenant[0])
+        assert model is not None
+        assert model.summary["refit_error"] == "clv_fit_not_converged"
+        assert model.summary["refit_failed_at"].startswith("2026-07-16")
+        assert model.r == fitted.json()["parameters"]["r"]
