@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from allegiance.insight.models import ClvModel, MemberScore
@@ -71,20 +73,23 @@ def get_model(session: Session, tenant_id: str) -> ClvModel | None:
 
 
 def model_for_update(session: Session, tenant_id: str) -> ClvModel:
-    """The tenant's model row, created when missing."""
-    found = session.get(ClvModel, tenant_id, with_for_update=True)
-    if found is None:
-        found = ClvModel(
-            tenant_id=tenant_id,
-            time_unit="week",
-            horizon=52.0,
-            discount_rate=0.0,
-            customers=0,
-            repeat_buyers=0,
-            summary={},
-        )
-        session.add(found)
-        session.flush()
+    """The tenant's model row, locked; created when missing (concurrent creators of the
+    same row are fine: the insert does nothing when the row exists)."""
+    values = {
+        "tenant_id": tenant_id,
+        "time_unit": "week",
+        "horizon": 52.0,
+        "discount_rate": 0.0,
+        "customers": 0,
+        "repeat_buyers": 0,
+        "summary": {},
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(pg_insert(ClvModel).values(**values).on_conflict_do_nothing())
+    else:
+        session.execute(sqlite_insert(ClvModel).values(**values).on_conflict_do_nothing())
+    found = session.get(ClvModel, tenant_id, with_for_update=True, populate_existing=True)
+    assert found is not None
     return found
 
 
