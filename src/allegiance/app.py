@@ -151,6 +151,7 @@ def create_app() -> FastAPI:
     from allegiance.coupon.endpoints import router as coupons
     from allegiance.engagement.badge_endpoints import router as engagement_badges
     from allegiance.engagement.game_endpoints import router as games
+    from allegiance.insight.endpoints import router as insights
     from allegiance.integration.endpoints import inbound as platform_webhooks
     from allegiance.integration.endpoints import router as integrations
     from allegiance.member.endpoints import router as members
@@ -171,7 +172,7 @@ def create_app() -> FastAPI:
     for router in (
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
-        games, integrations, platform_webhooks, segments, recommendations, webhooks,
+        games, integrations, platform_webhooks, segments, recommendations, webhooks, insights,
     ):  # fmt: skip
         app.include_router(router)
     from allegiance.experiment.endpoints import router as experiments

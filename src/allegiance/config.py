@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     webhook_attempts_shown: int = 50
     webhook_poll_seconds: float = 1.0  # how often `allegiance worker` sends due deliveries
     webhook_secret_overlap_hours: float = 24.0  # the old secret still signs after a rotation
+    # member insights (RFM, CLV, churn): how often members are rescored and the model refitted,
+    # the lease of one scoring run, and the most purchases one fit or scoring run reads
+    insight_score_interval_hours: float = 24.0
+    clv_refit_days: float = 7.0
+    insight_lease_seconds: float = 3600.0
+    insight_max_orders: int = 5_000_000
+    insight_recommendations: int = 5  # products listed in a member's insights
 
 
 @lru_cache(maxsize=1)

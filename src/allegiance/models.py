@@ -6,7 +6,7 @@ from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
-from allegiance.insight.models import MemberScore
+from allegiance.insight.models import ClvModel, MemberScore
 from allegiance.integration.models import DataRequest, Integration, IntegrationDelivery
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
@@ -28,6 +28,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "ChallengeProgress",
+    "ClvModel",
     "Coupon",
     "CouponUse",
     "DataRequest",

@@ -16,11 +16,15 @@ from pathlib import Path
 PACKAGE = "lifetimes"
 VERSION = "0.11.3"
 MASTER = "CDNOW_master.txt"
+# the 1/10th sample the BG/NBD paper fits (2,357 customers): master id, sample id, date, CDs,
+# dollars; no header
+SAMPLE = "CDNOW_sample.txt"
 
 
-def locate(install: bool = True) -> Path:
-    """Path of ``CDNOW_master.txt``; installs ``lifetimes`` with --no-deps when missing."""
-    path = _find()
+def locate(install: bool = True, name: str = MASTER) -> Path:
+    """Path of ``CDNOW_master.txt`` (or another file of the package, e.g. ``SAMPLE``);
+    installs ``lifetimes`` with --no-deps when missing."""
+    path = _find(name)
     if path is None and install:
         subprocess.run(
             [
@@ -35,21 +39,21 @@ def locate(install: bool = True) -> Path:
             check=True,
         )
         importlib.invalidate_caches()
-        path = _find()
+        path = _find(name)
     if path is None:
         raise FileNotFoundError(
-            f"{MASTER} not found; install it with: pip install --no-deps {PACKAGE}=={VERSION}"
+            f"{name} not found; install it with: pip install --no-deps {PACKAGE}=={VERSION}"
         )
     return path
 
 
-def _find() -> Path | None:
+def _find(name: str) -> Path | None:
     try:
         files = importlib.metadata.files(PACKAGE) or []
     except importlib.metadata.PackageNotFoundError:
         return None
     for file in files:
-        if file.name == MASTER:
+        if file.name == name:
             located = Path(str(file.locate()))
             if located.exists():
                 return located
@@ -64,6 +68,18 @@ def rows(path: Path) -> Iterator[tuple[str, str, int, str]]:
             if len(parts) != 4 or not parts[1].isdigit():
                 continue  # header
             customer, day, cds, dollars = parts
+            yield customer, f"{day[0:4]}-{day[4:6]}-{day[6:8]}", int(cds), dollars
+
+
+def sample_rows(path: Path) -> Iterator[tuple[str, str, int, str]]:
+    """(sample customer id, ISO date, number of CDs, dollars as text) per purchase of
+    ``CDNOW_sample.txt``."""
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) != 5 or not parts[2].isdigit():
+                continue
+            _, customer, day, cds, dollars = parts
             yield customer, f"{day[0:4]}-{day[4:6]}-{day[6:8]}", int(cds), dollars
 
 

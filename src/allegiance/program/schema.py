@@ -764,11 +764,56 @@ class Segment(Strict):
     condition: str = Field(min_length=1)
 
 
+RfmScore = Annotated[int, Field(ge=1, le=5)]
+
+
+class RfmSegment(Strict):
+    """A named RFM segment: members whose R and F scores both lie in the given ranges."""
+
+    name: str = Field(min_length=1, max_length=40)
+    r: tuple[RfmScore, RfmScore]  # [lowest, highest] recency score, both included
+    f: tuple[RfmScore, RfmScore]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RfmSegment:
+        if self.r[0] > self.r[1] or self.f[0] > self.f[1]:
+            raise ValueError("a range is [lowest, highest]")
+        return self
+
+
+class RfmSettings(Strict):
+    # first match wins; None: the default map (docs/analytics.md#rfm)
+    segments: list[RfmSegment] | None = Field(default=None, min_length=1, max_length=25)
+
+
+class ChurnSettings(Strict):
+    """Churn early warning thresholds (docs/analytics.md#churn-early-warning)."""
+
+    gap_percentile: float = Field(default=90, gt=0, le=100)
+    min_orders: int = Field(default=3, ge=3, le=100)  # purchase days to trust the own gaps
+    high_multiple: float = Field(default=2.0, ge=1, le=100)
+    p_alive_medium: float = Field(default=0.5, gt=0, le=1)
+    p_alive_high: float = Field(default=0.25, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChurnSettings:
+        if self.p_alive_high > self.p_alive_medium:
+            raise ValueError("p_alive_high must not exceed p_alive_medium")
+        return self
+
+
+class ClvSettings(Strict):
+    margin: Decimal | None = Field(default=None, gt=0, le=1)  # share of spend that is CLV
+
+
 class Analytics(Strict):
     """Assumptions of the program's measurements (docs/analytics.md)."""
 
     # share of revenue left after the cost of goods: ROI counts incremental revenue × margin
     gross_margin: Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)] = Decimal("0.3")
+    rfm: RfmSettings = Field(default_factory=RfmSettings)
+    churn: ChurnSettings = Field(default_factory=ChurnSettings)
+    clv: ClvSettings = Field(default_factory=ClvSettings)
 
 
 class Program(Strict):

@@ -19,6 +19,7 @@ class Job:
 
 def jobs() -> list[Job]:
     from allegiance.b2b import tasks as b2b_tasks
+    from allegiance.insight import tasks as insight_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.outbox import tasks as outbox_tasks
     from allegiance.recommendation import tasks as recommendation_tasks
@@ -38,6 +39,10 @@ def jobs() -> list[Job]:
         Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
         Job("referral_conversions", referral_tasks.convert_due),
+        # weekly CLV refit (tenants that fitted once), then the daily member scoring; segments
+        # read the scores, so they come after
+        Job("clv_refit", insight_tasks.refit_models),
+        Job("member_scores", insight_tasks.score_members),
         Job("segments", segment_tasks.refresh),
         Job("recommendation_model", recommendation_tasks.rebuild_stale),
         # last: hands the events every job above wrote to webhooks and automations

@@ -1,7 +1,7 @@
 """segments and recommendations
 
 Revision ID: 0030
-Revises: 0010
+Revises: 0020
 Create Date: 2026-11-24 06:15:57.842232
 """
 
@@ -14,7 +14,7 @@ import allegiance.kit.orm
 
 
 revision = '0030'
-down_revision = "0010"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
