@@ -51,6 +51,7 @@ PROGRAM: dict[str, Any] = {
     "rules": [{"key": "base", "on": "order.completed", "earn": {"per_amount": 1}}],
     "rewards": [{"key": "voucher", "name": "One-point voucher", "cost": 1}],
     "surveys": [{"key": "nps", "name": "Would you recommend us?", "period": "once"}],
+    "segments": [{"key": "vip", "name": "VIP", "condition": "'vip' in member.tags"}],
 }
 
 MARCH = "from=2026-03-01&to=2026-03-31"
@@ -210,6 +211,18 @@ def test_tier_filter_counts_only_members_holding_the_tier(story: Api) -> None:
     assert bronze["nps_responses"] == 3
 
 
+def test_segment_filter_counts_only_members_in_the_segment(story: Api) -> None:
+    assert kpis(story, MARCH + "&segment=vip")["points_issued"] == 0  # nobody in it yet
+    ok(story.put("/v1/members/m1", json={"tags": ["vip"]}), 200)
+    vip = kpis(story, MARCH + "&segment=vip")  # m1 only, as the gold tier above
+    assert vip["segment"] == "vip"
+    assert (vip["points_issued"], vip["points_redeemed"], vip["points_expired"]) == (300, 150, 100)
+    assert vip["member_revenue"] == "300.00"
+    assert (vip["customers"], vip["repeat_customers"]) == (1, 1)
+    both = kpis(story, MARCH + "&segment=vip&tier=bronze")  # m1 is gold: nobody
+    assert both["customers"] == 0
+
+
 def test_brand_filter_counts_only_that_brands_orders(story: Api) -> None:
     outlet = kpis(story, MARCH + "&brand=outlet")
     assert (outlet["orders"], outlet["revenue"]) == (1, "120.00")
@@ -318,6 +331,7 @@ def test_cohort_matrix_by_month_of_first_order(story: Api) -> None:
         ("kpis?from=2026-03-01&to=2026-03-31&brand=nope", ["query", "brand"]),
         ("kpis?from=2026-03-01&to=2026-03-31&tier=platinum", ["query", "tier"]),
         ("kpis?from=2026-03-01&to=2026-03-31&wallet=miles", ["query", "wallet"]),
+        ("kpis?from=2026-03-01&to=2026-03-31&segment=whales", ["query", "segment"]),
         ("series?metric=happiness&from=2026-03-01&to=2026-03-31", ["query", "metric"]),
         ("series?metric=nps&interval=hour&from=2026-03-01&to=2026-03-31", ["query", "interval"]),
         ("series?metric=nps&interval=day&from=2020-01-01&to=2026-03-31", ["query", "interval"]),

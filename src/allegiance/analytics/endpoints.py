@@ -40,13 +40,19 @@ def get_kpis(
     date_to: date = Query(alias="to"),
     brand: str | None = Query(default=None, max_length=100),
     tier: str | None = Query(default=None, max_length=64),
+    segment: str | None = Query(default=None, max_length=64),
     wallet: str | None = Query(default=None, max_length=64),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id).program
         scope = kpis.resolve_scope(
-            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, wallet=wallet
+            program,
+            tenant_id=caller.tenant_id,
+            brand=brand,
+            tier=tier,
+            wallet=wallet,
+            segment=segment,
         )
         return json_response(kpis.kpis(session, scope=scope, date_from=date_from, date_to=date_to))
 
@@ -59,13 +65,19 @@ def get_series(
     interval: kpis.Interval = Query(default="day"),
     brand: str | None = Query(default=None, max_length=100),
     tier: str | None = Query(default=None, max_length=64),
+    segment: str | None = Query(default=None, max_length=64),
     wallet: str | None = Query(default=None, max_length=64),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id).program
         scope = kpis.resolve_scope(
-            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, wallet=wallet
+            program,
+            tenant_id=caller.tenant_id,
+            brand=brand,
+            tier=tier,
+            wallet=wallet,
+            segment=segment,
         )
         return json_response(
             kpis.series(
@@ -86,11 +98,14 @@ def get_cohorts(
     interval: kpis.Interval = Query(default="month"),
     brand: str | None = Query(default=None, max_length=100),
     tier: str | None = Query(default=None, max_length=64),
+    segment: str | None = Query(default=None, max_length=64),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
         program = require_program(session, tenant_id=caller.tenant_id).program
-        scope = kpis.resolve_scope(program, tenant_id=caller.tenant_id, brand=brand, tier=tier)
+        scope = kpis.resolve_scope(
+            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, segment=segment
+        )
         return json_response(
             kpis.cohorts(
                 session, scope=scope, date_from=date_from, date_to=date_to, interval=interval

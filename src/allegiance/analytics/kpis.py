@@ -2,7 +2,8 @@
 
 Every figure is an aggregate computed in the database (analytics.repository). A KPI whose
 denominator is zero is ``null``, never 0. Periods are local dates of the program timezone,
-both ends included. Filters: ``brand`` (orders of one brand), ``tier`` (members holding it now)
+both ends included. Filters: ``brand`` (orders of one brand), ``tier`` (members holding it now),
+``segment`` (members in it now)
 and ``members`` (any SELECT of member ids, e.g. a segment), which AND together.
 """
 
@@ -41,6 +42,7 @@ class Scope:
     brand: str | None = None
     tier: str | None = None
     members: MemberFilter = None
+    segment: str | None = None
 
     @property
     def exponent(self) -> int:
@@ -63,6 +65,7 @@ def resolve_scope(
     tier: str | None = None,
     wallet: str | None = None,
     members: MemberFilter = None,
+    segment: str | None = None,
 ) -> Scope:
     """Check the filters against the program (422 with the query parameter as ``loc``) and
     pick the wallet: the one asked for, else the brand's own points wallet when the brand has
@@ -82,6 +85,20 @@ def resolve_scope(
             ["query", "wallet"],
             f"unknown wallet {wallet!r}; the program has {', '.join(program.wallets)}",
         )
+    if segment is not None:
+        keys = [s.key for s in program.segments]
+        if segment not in keys:
+            raise invalid(
+                ["query", "segment"],
+                f"unknown segment {segment!r}; the program has {', '.join(keys) or 'no segments'}",
+            )
+        # members in the segment now (docs/segments.md), like the tier filter
+        in_segment = repository.segment_members(tenant_id, segment)
+        members = (
+            in_segment
+            if members is None
+            else in_segment.where(in_segment.selected_columns[0].in_(members))
+        )
     chosen = wallet or default_wallet(program, brand)
     tier_filter: MemberFilter = None
     if tier is not None:
@@ -97,7 +114,7 @@ def resolve_scope(
             if members is None
             else tier_filter.where(tier_filter.selected_columns[0].in_(members))
         )
-    return Scope(tenant_id, program, chosen, brand, tier, combined)
+    return Scope(tenant_id, program, chosen, brand, tier, combined, segment)
 
 
 def default_wallet(program: Program, brand: str | None = None) -> str:
@@ -369,6 +386,7 @@ def _header(scope: Scope, date_from: date, date_to: date) -> dict[str, Any]:
         "wallet": scope.wallet,
         "brand": scope.brand,
         "tier": scope.tier,
+        "segment": scope.segment,
         "gross_margin": str(scope.program.analytics.gross_margin),
     }
 

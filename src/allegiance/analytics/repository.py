@@ -13,6 +13,7 @@ from allegiance.engagement.game_models import SurveyResponse
 from allegiance.ledger.models import LedgerAccount, Transfer
 from allegiance.member.models import Member
 from allegiance.order.models import Order
+from allegiance.segment.models import SegmentMembership
 from allegiance.tier.models import TierState
 
 
@@ -318,6 +319,13 @@ def tier_members(tenant_id: str, tier: str, base_tier: str | None) -> Select[Any
     )
     return select(Member.member_id).where(
         Member.tenant_id == tenant_id, Member.member_id.not_in(elsewhere)
+    )
+
+
+def segment_members(tenant_id: str, segment: str) -> Select[Any]:
+    """Member ids in ``segment`` now."""
+    return select(SegmentMembership.member_id).where(
+        SegmentMembership.tenant_id == tenant_id, SegmentMembership.segment_key == segment
     )
 
 
