@@ -1,8 +1,10 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
+from allegiance.automation.models import AutomationMark, AutomationRun
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
+from allegiance.email.models import EmailKey, EmailTemplate
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.insight.models import MemberScore
@@ -21,10 +23,14 @@ from allegiance.tier.models import TierChange, TierFact, TierState
 __all__ = [
     "Account",
     "ApiKey",
+    "AutomationMark",
+    "AutomationRun",
     "Base",
     "ChallengeProgress",
     "Coupon",
     "CouponUse",
+    "EmailKey",
+    "EmailTemplate",
     "Event",
     "IdempotencyRecord",
     "LedgerAccount",

@@ -16,4 +16,6 @@ Consumer = Callable[[Session, OutboxEvent, datetime], None]
 
 def consumers() -> list[Consumer]:
     """Every consumer, in the order they see an event."""
-    return []
+    from allegiance.automation.service import on_event as automations
+
+    return [automations]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from allegiance.automation.schemas import Automation, EmailSettings
 from allegiance.coupon.schemas import CouponSettings, IssueCoupon
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -708,6 +709,8 @@ class Program(Strict):
     polls: list[Poll] = Field(default_factory=list, max_length=100)
     surveys: list[Survey] = Field(default_factory=list, max_length=100)
     leaderboards: list[Leaderboard] = Field(default_factory=list, max_length=100)
+    automations: list[Automation] = Field(default_factory=list, max_length=200)
+    email: EmailSettings = Field(default_factory=EmailSettings)
 
     @field_validator("wallets")
     @classmethod

@@ -217,6 +217,9 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_promotions(program, errors, sample)
     _check_engagement(program, errors, sample)
     _check_games(program, errors, sample)
+    from allegiance.automation.validate import check_automations
+
+    check_automations(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 

@@ -18,6 +18,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from allegiance.automation import tasks as automation_tasks
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.outbox import tasks as outbox_tasks
@@ -35,6 +36,9 @@ def jobs() -> list[Job]:
         Job("subscription_renewal_notices", subscription_tasks.notify_renewals),
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
         Job("referral_conversions", referral_tasks.convert_due),
-        # last: hands the events every job above wrote to webhooks and automations
+        Job("automation_triggers", automation_tasks.scan_scheduled),
+        # hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
+        # after the outbox: the runs its events started are executed in the same round
+        Job("automation_runs", automation_tasks.execute_due),
     ]
