@@ -3,11 +3,12 @@ rendered in a sandbox (a template is merchant input: it must not reach Python ob
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from jinja2 import ChainableUndefined, FileSystemLoader, TemplateError
+from jinja2 import ChainableUndefined, FileSystemLoader, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 SHIPPED_NAMES = (
@@ -43,6 +44,24 @@ def _env(autoescape: bool) -> SandboxedEnvironment:
 
 _html = _env(True)
 _plain = _env(False)
+
+
+_templates: dict[tuple[bool, str], Template] = {}
+_templates_lock = threading.Lock()
+
+
+def _compiled(source: str, *, html: bool) -> Template:
+    """Compiling costs far more than rendering: keep compiled templates by their source."""
+    key = (html, source)
+    with _templates_lock:
+        found = _templates.get(key)
+    if found is None:
+        found = (_html if html else _plain).from_string(source)
+        with _templates_lock:
+            if len(_templates) > 2_000:
+                _templates.clear()
+            _templates[key] = found
+    return found
 
 
 class RenderError(ValueError):
@@ -94,9 +113,9 @@ def render(source: dict[str, str], locale: str, context: dict[str, Any]) -> Rend
     lang = language(locale)
     values = {**context, "lang": lang, "dir": "rtl" if lang in RTL_LANGUAGES else "ltr"}
     try:
-        subject = _plain.from_string(source["subject"]).render(values)
-        html = _html.from_string(source["html"]).render(values)
-        text = _plain.from_string(source["text"]).render(values)
+        subject = _compiled(source["subject"], html=False).render(values)
+        html = _compiled(source["html"], html=True).render(values)
+        text = _compiled(source["text"], html=False).render(values)
     except Exception as exc:  # merchant templates fail in many ways (sandbox, types...)
         raise RenderError(f"template could not be rendered: {exc}") from exc
     # a subject is one line: header injection is not possible through a template
