@@ -85,6 +85,25 @@ def test_condition_over_event_and_member(api: Api, tenant: tuple[str, str]) -> N
     assert balance(api, "de") == 10 and balance(api, "fr") == 0
 
 
+def test_condition_sees_the_members_tier(api: Api, tenant: tuple[str, str]) -> None:
+    gold_only = {
+        "key": "gold",
+        "trigger": {"event": "review.created"},
+        "condition": "member.tier == 'gold'",
+        "actions": [{"add_tag": "gold-reviewer"}],
+    }
+    levels = [{"key": "base", "threshold": 0}, {"key": "gold", "threshold": 100}]
+    tiers = {"metric": "spend", "window": {"mode": "lifetime"}, "levels": levels}
+    apply_program(api, program(gold_only, tiers=tiers))
+    api.now = "2026-03-01T09:00:00Z"
+    assert api.post("/v1/orders", json=order("o1", "rich", "150")).status_code == 201
+    assert api.post("/v1/orders", json=order("o2", "poor", "10")).status_code == 201
+    post_event(api, "e1", "rich", "2026-03-01T10:00:00Z")
+    post_event(api, "e2", "poor", "2026-03-01T10:00:00Z")
+    jobs(tenant[0], "2026-03-01T10:00:00Z")
+    assert [r["member_id"] for r in runs(api, "gold")] == ["rich"]
+
+
 def test_guards(api: Api, tenant: tuple[str, str]) -> None:
     monthly = {
         "key": "monthly",

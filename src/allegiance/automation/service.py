@@ -152,23 +152,34 @@ def check_milestone(
 
 
 def condition_context(
-    compiled: CompiledProgram, member: Member | None, trigger: dict[str, Any], now: datetime
+    session: Session,
+    compiled: CompiledProgram,
+    tenant_id: str,
+    member: Member | None,
+    trigger: dict[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
-    from allegiance.order.service import member_context
+    """``event`` (the trigger), ``member`` (with its tier, plan, perks and badges now),
+    ``account`` and ``now``, as earning rules for events see them."""
+    from allegiance.order.service import conditions_context
 
-    return {
-        "event": {
-            "id": trigger.get("id", ""),
-            "type": trigger.get("type", ""),
-            "occurred_at": datetime.fromisoformat(trigger["created_at"])
-            if trigger.get("created_at")
-            else now,
-            "properties": properties(trigger.get("data") or {}),
-        },
-        "member": member_context(member, currency_exponent(compiled.currency)),
-        "account": {"id": "", "name": "", "group": "", "pooled": False, "attributes": {}},
-        "now": now,
+    context = conditions_context(
+        session,
+        tenant_id=tenant_id,
+        program=compiled,
+        member=member,
+        exponent=currency_exponent(compiled.currency),
+        now=now,
+    )
+    occurred = trigger.get("created_at")
+    context["event"] = {
+        "id": trigger.get("id", ""),
+        "type": trigger.get("type", ""),
+        "occurred_at": datetime.fromisoformat(occurred) if occurred else now,
+        "properties": properties(trigger.get("data") or {}),
     }
+    context["now"] = now
+    return context
 
 
 def properties(data: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +203,9 @@ def fire(
     """Start a run when the condition holds and the guard allows; True when one was made."""
     if automation.condition is not None:
         expression = compile_expression(automation.condition)
-        if not expression.test(condition_context(compiled, member, trigger, now)):
+        if not expression.test(
+            condition_context(session, compiled, tenant_id, member, trigger, now)
+        ):
             return False
     guard_key = None
     guard = automation.guard
