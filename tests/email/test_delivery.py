@@ -9,6 +9,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import BASIC_PROGRAM, Api, apply_program
 from tests.email.mailbox import Inbox, jobs, mail_folder, parts, smtp
 
@@ -116,3 +118,42 @@ def test_smtp_failure_is_retried_then_sent(
     (run,) = api.get("/v1/automation-runs").json()["data"]
     assert run["status"] == "done" and run["attempts"] == 2 and run["error"] is None
     assert len(smtp.messages) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_from_the_url(api: Api, tenant: tuple[str, str], monkeypatch: Any) -> None:
+    """User and password come URL-encoded in ALLEGIANCE_SMTP_URL; the server requires them."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from allegiance.config import reset_settings
+    from tests.conftest import free_port
+
+    seen: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        assert isinstance(data, LoginPassword)
+        seen.append((data.login, data.password))
+        return AuthResult(success=data.login == b"club@shop" and data.password == b"p:ss/word")
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+        auth_required=True, auth_require_tls=False,
+    )  # fmt: skip
+    controller.start()
+    try:
+        monkeypatch.setenv(
+            "ALLEGIANCE_SMTP_URL", f"smtp://club%40shop:p%3Ass%2Fword@127.0.0.1:{port}"
+        )
+        reset_settings()
+        apply_program(api, WELCOME)
+        api.put("/v1/members/m1", json={"email": "m1@example.com"})
+        jobs(tenant[0], "2026-03-01T10:00:00Z")
+    finally:
+        controller.stop()
+        monkeypatch.delenv("ALLEGIANCE_SMTP_URL")
+        reset_settings()
+    assert seen == [(b"club@shop", b"p:ss/word")]
+    assert [m["To"] for m in inbox.messages] == ["m1@example.com"]
