@@ -262,17 +262,18 @@ def test_webhook_action(api: Api, tenant: tuple[str, str]) -> None:
         "/v1/webhook-endpoints",
         json={"url": "http://127.0.0.1:9/hook", "events": ["review.created"]},
     ).json()
+    endpoint_id = created.get("id") or created.get("endpoint_id")
     hook = {
         "key": "hook",
         "trigger": {"event": "review.created"},
-        "actions": [{"webhook": {"endpoint": created["id"]}}],
+        "actions": [{"webhook": {"endpoint": endpoint_id}}],
     }
     apply_program(api, program(hook))
     post_event(api, "e1", "m1", "2026-03-01T10:00:00Z")
     jobs(tenant[0], "2026-03-01T10:00:00Z")
     (run,) = runs(api, "hook")
     assert run["status"] == "done", run["error"]
-    assert run["result"][0]["endpoint"] == created["id"]
+    assert run["result"][0]["endpoint"] == endpoint_id
 
 
 @pytest.mark.parametrize(
