@@ -314,3 +314,27 @@ def test_duplicate_keys_refused(api: Api) -> None:
     response = api.put("/v1/program", json=program(a, a))
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["automations", 1, "key"]
+
+
+def test_member_enrolled_once_under_concurrent_creation(
+    api: Api, tenant: tuple[str, str], live_server: str
+) -> None:
+    import httpx
+
+    apply_program(api, program())
+    headers = {"Authorization": f"Bearer {tenant[1]}"}
+
+    def place(i: int) -> None:
+        with httpx.Client(base_url=live_server, headers=headers, timeout=30) as client:
+            body = order(f"race-{i}", "racer", "10")
+            assert client.post("/v1/orders", json=body).status_code == 201
+            upsert = client.put("/v1/members/racer2", json={"name": f"n{i}"})
+            assert upsert.status_code in (200, 201)
+
+    threads = [threading.Thread(target=place, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    enrolled = api.get("/v1/domain-events?type=member.enrolled").json()["data"]
+    assert sorted(e["data"]["member_id"] for e in enrolled) == ["racer", "racer2"]

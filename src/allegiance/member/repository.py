@@ -59,10 +59,14 @@ def _upsert_one(session: Session) -> Any:
         ins = dialect_insert(session)(_MEMBERS).values(
             {name: bindparam(name) for name in _NEW_MEMBER_COLUMNS}
         )
+        returning: list[Any] = list(_MEMBERS.c)
+        if dialect == "postgresql":
+            # a row this statement inserted has no deleting/locking transaction yet
+            returning.append(literal_column("(xmax = 0)").label("inserted_"))
         stmt = ins.on_conflict_do_update(
             index_elements=["tenant_id", "member_id"],
             set_={"tenant_id": ins.excluded.tenant_id},
-        ).returning(*_MEMBERS.c)
+        ).returning(*returning)
         _upsert_cache[dialect] = stmt
     return stmt
 
@@ -100,7 +104,8 @@ def ensure_locked(
     if not ids:
         return {}
     existing: set[str] = set()
-    if created is not None:
+    single_on_postgres = len(ids) == 1 and is_postgres(session)
+    if created is not None and not single_on_postgres:
         existing = _existing_ids(session, tenant_id, ids)
     rows = [
         {
@@ -118,8 +123,12 @@ def ensure_locked(
     ]
     conn = session.connection()
     if len(rows) == 1:
-        row = conn.execute(_upsert_one(session), rows[0]).one()
-        found = {row.member_id: _detached(row)}
+        values = dict(conn.execute(_upsert_one(session), rows[0]).one()._mapping)
+        if values.pop("inserted_", False) and created is not None:
+            created.append(values["member_id"])
+        found = {values["member_id"]: cast(Member, SimpleNamespace(**values))}
+        if single_on_postgres:
+            return found
     else:
         bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
         lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
