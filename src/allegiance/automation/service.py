@@ -41,7 +41,11 @@ def event_member_id(data: dict[str, Any]) -> str | None:
 def on_event(session: Session, event: OutboxEvent, now: datetime) -> None:
     """Outbox consumer: start the runs this domain event triggers (event triggers, nth order,
     points milestones). Runs inside the dispatching transaction, idempotent per event id."""
-    compiled = load_program(session, tenant_id=event.tenant_id)
+    # one program per tenant for the whole dispatching transaction, not one read per event
+    programs = session.info.setdefault("automation_programs", {})
+    if event.tenant_id not in programs:
+        programs[event.tenant_id] = load_program(session, tenant_id=event.tenant_id)
+    compiled = programs[event.tenant_id]
     if compiled is None or not compiled.program.automations:
         return
     data = event.data if isinstance(event.data, dict) else {}
