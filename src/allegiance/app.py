@@ -147,8 +147,11 @@ def create_app() -> FastAPI:
         return json_response({"status": "ok", "version": __version__})
 
     from allegiance.analytics.endpoints import router as analytics
+    from allegiance.automation.endpoints import router as automation_runs
     from allegiance.b2b.endpoints import router as accounts
     from allegiance.coupon.endpoints import router as coupons
+    from allegiance.email.endpoints import public as unsubscribe
+    from allegiance.email.endpoints import router as email_templates
     from allegiance.engagement.badge_endpoints import router as engagement_badges
     from allegiance.engagement.game_endpoints import router as games
     from allegiance.insight.endpoints import router as insights
@@ -173,6 +176,7 @@ def create_app() -> FastAPI:
         program, members, tiers, accounts, redemptions, subscriptions, orders, api_keys,
         domain_events, pricing, analytics, referrals, coupons, engagement_badges, sweepstakes,
         games, integrations, platform_webhooks, segments, recommendations, webhooks, insights,
+        email_templates, unsubscribe, automation_runs,
     ):  # fmt: skip
         app.include_router(router)
     from allegiance.experiment.endpoints import router as experiments

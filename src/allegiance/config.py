@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     insight_lease_seconds: float = 3600.0
     insight_max_orders: int = 5_000_000
     insight_recommendations: int = 5  # products listed in a member's insights
+    # e-mail: smtp://user:pass@host:port (smtps:// for TLS, ?starttls=true to upgrade); without
+    # it mails are written as .eml files to ``mail_dir`` (default: "mail" beside the database)
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 10.0
+    mail_dir: str | None = None
+    mail_from: str = "loyalty@localhost"
+    # where members reach the unsubscribe page (links in marketing mails)
+    public_url: str = "http://127.0.0.1:8000"
+    automation_max_attempts: int = 5
 
 
 @lru_cache(maxsize=1)

@@ -1,9 +1,11 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
 import allegiance.analytics.models  # noqa: F401  (indexes over other tables)
+from allegiance.automation.models import AutomationMark, AutomationRun
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse
 from allegiance.earning.models import RuleUsage
+from allegiance.email.models import EmailKey, EmailTemplate
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.insight.models import ClvModel, MemberScore
@@ -26,12 +28,16 @@ from allegiance.webhook.models import WebhookAttempt, WebhookDelivery, WebhookEn
 __all__ = [
     "Account",
     "ApiKey",
+    "AutomationMark",
+    "AutomationRun",
     "Base",
     "ChallengeProgress",
     "ClvModel",
     "Coupon",
     "CouponUse",
     "DataRequest",
+    "EmailKey",
+    "EmailTemplate",
     "Event",
     "IdempotencyRecord",
     "Integration",

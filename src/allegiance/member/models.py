@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from allegiance.kit.orm import Base, JSONType, UTCDateTime
@@ -35,6 +35,11 @@ class Member(Base):
     last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # earliest moment a lot of this member activates or expires; settling is skipped before it
     settle_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # consent: transactional mail (account notices) unless withdrawn; marketing only when given
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    email_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    marketing_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 Index("ix_members_email", Member.tenant_id, Member.email)

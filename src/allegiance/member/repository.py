@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, literal_column, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.db import bulk_insert, dialect_insert, is_postgres
@@ -22,17 +22,25 @@ def get(session: Session, tenant_id: str, member_id: str, *, lock: bool = False)
     return session.execute(stmt).scalar_one_or_none()
 
 
-def upsert(session: Session, values: dict[str, Any], update_fields: Sequence[str]) -> Member:
-    """Insert or update one member and return it row-locked (Postgres: the upsert locks it)."""
+def upsert(
+    session: Session, values: dict[str, Any], update_fields: Sequence[str]
+) -> tuple[Member, bool]:
+    """Insert or update one member and return it row-locked (Postgres: the upsert locks it)
+    with whether this statement created it (Postgres: a row inserted by this transaction has
+    ``xmax = 0``; SQLite has one writer, so a read before the write is exact)."""
     ins = dialect_insert(session)
     stmt = ins(Member).values(**values)
     set_ = {f: stmt.excluded[f] for f in update_fields}
     set_["updated_at"] = stmt.excluded["updated_at"]
     stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "member_id"], set_=set_)
-    session.execute(stmt)
+    if is_postgres(session):
+        created = bool(session.execute(stmt.returning(literal_column("(xmax = 0)"))).scalar_one())
+    else:
+        created = get(session, values["tenant_id"], values["member_id"]) is None
+        session.execute(stmt)
     member = get(session, values["tenant_id"], values["member_id"], lock=False)
     assert member is not None
-    return member
+    return member, created
 
 
 _MEMBERS = cast(Table, Member.__table__)
@@ -51,10 +59,14 @@ def _upsert_one(session: Session) -> Any:
         ins = dialect_insert(session)(_MEMBERS).values(
             {name: bindparam(name) for name in _NEW_MEMBER_COLUMNS}
         )
+        returning: list[Any] = list(_MEMBERS.c)
+        if dialect == "postgresql":
+            # a row this statement inserted has no deleting/locking transaction yet
+            returning.append(literal_column("(xmax = 0)").label("inserted_"))
         stmt = ins.on_conflict_do_update(
             index_elements=["tenant_id", "member_id"],
             set_={"tenant_id": ins.excluded.tenant_id},
-        ).returning(*_MEMBERS.c)
+        ).returning(*returning)
         _upsert_cache[dialect] = stmt
     return stmt
 
@@ -76,16 +88,25 @@ def _detached(row: Any) -> Member:
 
 
 def ensure_locked(
-    session: Session, tenant_id: str, member_ids: Sequence[str], now: datetime
+    session: Session,
+    tenant_id: str,
+    member_ids: Sequence[str],
+    now: datetime,
+    created: list[str] | None = None,
 ) -> dict[str, Member]:
     """Create missing members (enrolled now) and lock all of them, in id order.
 
     The members come back detached (not tracked by the session): changes are written with
-    explicit updates, never by an implicit flush.
+    explicit updates, never by an implicit flush. ``created``, when given, receives the ids
+    this call created (one extra indexed read per 500 ids).
     """
     ids = sorted(set(member_ids))
     if not ids:
         return {}
+    existing: set[str] = set()
+    single_on_postgres = len(ids) == 1 and is_postgres(session)
+    if created is not None and not single_on_postgres:
+        existing = _existing_ids(session, tenant_id, ids)
     rows = [
         {
             "tenant_id": tenant_id,
@@ -102,17 +123,40 @@ def ensure_locked(
     ]
     conn = session.connection()
     if len(rows) == 1:
-        row = conn.execute(_upsert_one(session), rows[0]).one()
-        return {row.member_id: _detached(row)}
-    if is_postgres(session):
-        conn.execute(_NEW_MEMBERS_PG, {"tid": tenant_id, "ids": ids, "now": now})
+        values = dict(conn.execute(_upsert_one(session), rows[0]).one()._mapping)
+        if values.pop("inserted_", False) and created is not None:
+            created.append(values["member_id"])
+        found = {values["member_id"]: cast(Member, SimpleNamespace(**values))}
+        if single_on_postgres:
+            return found
     else:
-        bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
-    lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
-    found: dict[str, Member] = {}
+        if is_postgres(session):
+            conn.execute(_NEW_MEMBERS_PG, {"tid": tenant_id, "ids": ids, "now": now})
+        else:
+            bulk_insert(session, _MEMBERS, rows, skip_conflicts_on=("tenant_id", "member_id"))
+        lock = _LOCK_MEMBERS.with_for_update() if is_postgres(session) else _LOCK_MEMBERS
+        found = {}
+        for start in range(0, len(ids), 500):
+            for row in conn.execute(lock, {"tid": tenant_id, "ids": ids[start : start + 500]}):
+                found[row.member_id] = _detached(row)
+    if created is not None:
+        # a concurrent creator (Postgres) wrote its own ``now``: the row is not ours
+        created.extend(
+            m for m in ids if m not in existing and m in found and found[m].created_at == now
+        )
+    return found
+
+
+def _existing_ids(session: Session, tenant_id: str, ids: list[str]) -> set[str]:
+    found: set[str] = set()
     for start in range(0, len(ids), 500):
-        for row in conn.execute(lock, {"tid": tenant_id, "ids": ids[start : start + 500]}):
-            found[row.member_id] = _detached(row)
+        found.update(
+            session.scalars(
+                select(Member.member_id).where(
+                    Member.tenant_id == tenant_id, Member.member_id.in_(ids[start : start + 500])
+                )
+            )
+        )
     return found
 
 
@@ -199,6 +243,10 @@ def erase(session: Session, tenant_id: str, member_id: str, now: datetime) -> No
             tags=[],
             attributes={},
             referral_code=None,
+            email_consent=False,
+            email_consent_at=None,
+            marketing_consent=False,
+            marketing_consent_at=None,
             erased_at=now,
             updated_at=now,
         )
@@ -219,3 +267,13 @@ def due_for_settlement(
     if skip_locked and is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
+
+
+def set_tags(
+    session: Session, tenant_id: str, member_id: str, tags: list[str], now: datetime
+) -> None:
+    session.execute(
+        update(Member)
+        .where(Member.tenant_id == tenant_id, Member.member_id == member_id)
+        .values(tags=tags, updated_at=now)
+    )

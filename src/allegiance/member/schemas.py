@@ -20,3 +20,7 @@ class MemberUpsert(BaseModel):
     account_role: Literal["admin", "buyer"] | None = None
     referral_code: str | None = Field(default=None, max_length=100)
     enrolled_at: datetime | None = None
+    # consent to e-mail: transactional (account notices) and marketing; the time of each
+    # change is kept (``email_consent_at``, ``marketing_consent_at``)
+    email_consent: bool | None = None
+    marketing_consent: bool | None = None

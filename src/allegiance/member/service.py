@@ -16,6 +16,7 @@ from allegiance.ledger import service as ledger
 from allegiance.member import repository
 from allegiance.member.models import Member
 from allegiance.member.schemas import MemberUpsert
+from allegiance.outbox import service as outbox
 from allegiance.program.service import load_program
 from allegiance.segment import service as segmentation
 from allegiance.tier import service as tiers
@@ -40,6 +41,11 @@ def upsert_member(
     for key in ("tags", "attributes"):
         if key in given and given[key] is None:
             given[key] = [] if key == "tags" else {}
+    for key in ("email_consent", "marketing_consent"):
+        if key in given and given[key] is None:
+            del given[key]  # null: not stated, the recorded consent stays
+        elif key in given and (existing is None or getattr(existing, key) != given[key]):
+            given[f"{key}_at"] = now  # when the member gave or withdrew it
     values: dict[str, Any] = {
         "tenant_id": tenant_id,
         "member_id": member_id,
@@ -55,7 +61,15 @@ def upsert_member(
     if existing is not None and existing.erased_at is not None:
         values["erased_at"] = None
         given["erased_at"] = None
-    member = repository.upsert(session, values, update_fields=list(given))
+    member, created = repository.upsert(session, values, update_fields=list(given))
+    if created:
+        outbox.emit(
+            session,
+            tenant_id=tenant_id,
+            type_="member.enrolled",
+            data=enrolled_data(member),
+            now=now,
+        )
     if given.get("referral_code"):
         from allegiance.referral import service as referrals
 
@@ -68,7 +82,16 @@ def upsert_member(
         segmentation.refresh_members(
             session, tenant_id=tenant_id, program=program, member_ids=[member_id], now=now
         )
-    return member, existing is None
+    return member, created
+
+
+def enrolled_data(member: Member) -> dict[str, Any]:
+    """Data of the ``member.enrolled`` event."""
+    return {
+        "member_id": member.member_id,
+        "enrolled_at": _iso(member.enrolled_at),
+        "locale": member.locale,
+    }
 
 
 def get_member(session: Session, *, tenant_id: str, member_id: str) -> Member:
@@ -161,6 +184,10 @@ def profile(member: Member) -> dict[str, Any]:
         "account_role": member.account_role,
         "referral_code": member.referral_code,
         "enrolled_at": _iso(member.enrolled_at),
+        "email_consent": bool(member.email_consent),
+        "email_consent_at": _iso(member.email_consent_at),
+        "marketing_consent": bool(member.marketing_consent),
+        "marketing_consent_at": _iso(member.marketing_consent_at),
         "erased": member.erased_at is not None,
         "created_at": _iso(member.created_at),
         "updated_at": _iso(member.updated_at),

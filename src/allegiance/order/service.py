@@ -459,7 +459,18 @@ def lock_members(
     now: datetime,
 ) -> dict[str, Member]:
     """Create missing members, lock them (id order) and settle any lot that fell due."""
-    found = members.ensure_locked(session, tenant_id, member_ids, now)
+    created: list[str] = []
+    found = members.ensure_locked(session, tenant_id, member_ids, now, created)
+    if created:
+        from allegiance.member.service import enrolled_data
+
+        outbox.emit_many(
+            session,
+            [
+                outbox.event_row(tenant_id, "member.enrolled", enrolled_data(found[m]), now)
+                for m in created
+            ],
+        )
     for member in found.values():
         if member.settle_at is not None and member.settle_at <= now:
             member.settle_at = ledger.settle_member(

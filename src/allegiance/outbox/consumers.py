@@ -16,8 +16,10 @@ Consumer = Callable[[Session, OutboxEvent, datetime], None]
 
 def consumers() -> list[Consumer]:
     """Every consumer, in the order they see an event."""
+    from allegiance.automation.service import on_event as automations
     from allegiance.webhook.service import fan_out
 
     return [
         fan_out,  # webhook deliveries
+        automations,  # automation runs (trigger events, n-th orders, milestones)
     ]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from allegiance.automation.schemas import Automation, EmailSettings
 from allegiance.coupon.schemas import CouponSettings, IssueCoupon
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -842,6 +843,8 @@ class Program(Strict):
     experiments: list[Experiment] = Field(default_factory=list, max_length=50)
     segments: list[Segment] = Field(default_factory=list, max_length=100)
     analytics: Analytics = Field(default_factory=Analytics)
+    automations: list[Automation] = Field(default_factory=list, max_length=200)
+    email: EmailSettings = Field(default_factory=EmailSettings)
 
     @field_validator("wallets")
     @classmethod

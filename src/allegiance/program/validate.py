@@ -223,6 +223,9 @@ def validate_program(document: Any) -> tuple[Program | None, list[dict[str, Any]
     _check_games(program, errors, sample)
     errors += experiment_errors(program, sample, MEMBER_ROOTS)
     _check_segments(program, errors, sample)
+    from allegiance.automation.validate import check_automations
+
+    check_automations(program, errors, sample)
     return (None, errors) if errors else (program, [])
 
 

@@ -18,6 +18,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from allegiance.automation import tasks as automation_tasks
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.insight import tasks as insight_tasks
     from allegiance.ledger import tasks as ledger_tasks
@@ -45,8 +46,11 @@ def jobs() -> list[Job]:
         Job("member_scores", insight_tasks.score_members),
         Job("segments", segment_tasks.refresh),
         Job("recommendation_model", recommendation_tasks.rebuild_stale),
-        # last: hands the events every job above wrote to webhooks and automations
+        Job("automation_triggers", automation_tasks.scan_scheduled),
+        # hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
-        # after the outbox: this round's events go out in this round
+        # after the outbox: the runs its events started are executed in the same round, and
+        # this round's events (and the webhook actions of those runs) go out in this round
+        Job("automation_runs", automation_tasks.execute_due),
         Job("webhook_deliveries", webhook_tasks.deliver_due),
     ]

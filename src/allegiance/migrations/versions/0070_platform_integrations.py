@@ -1,7 +1,7 @@
 """platform integrations
 
 Revision ID: 0070
-Revises: 0050
+Revises: 0060
 Create Date: 2026-11-24 06:16:01.895866
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import allegiance.kit.orm
 
 revision = "0070"
-down_revision = "0050"
+down_revision = "0060"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Automations: triggers (domain events, dates), conditions, delays, guards and actions."""
