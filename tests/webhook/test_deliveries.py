@@ -67,14 +67,18 @@ def test_events_are_delivered_signed_and_filtered(
     book(api, "o1")
     tenant_id = tenant[0]
     counts = run_all(get_engine(), at(0), tenant_id)
-    assert counts["webhook_deliveries"] == 3
+    assert counts["webhook_deliveries"] == 4  # the "*" endpoint: 3 events, order.*: 1
     assert all(r.verified for r in receiver.received)
     by_endpoint: dict[str, list[str]] = {}
     for d in deliveries(tenant_id):
         by_endpoint.setdefault(d.endpoint_id, []).append(d.event_type)
         assert d.status == "delivered"
         assert d.message_id in receiver.ids()
-    assert sorted(by_endpoint[everything["id"]]) == ["order.completed", "points.earned"]
+    assert sorted(by_endpoint[everything["id"]]) == [
+        "member.enrolled",  # the order created the member
+        "order.completed",
+        "points.earned",
+    ]
     assert by_endpoint[only_orders["id"]] == ["order.completed"]
     body = next(r.body for r in receiver.received if r.body["type"] == "order.completed")
     assert set(body) == {"id", "type", "created_at", "tenant_id", "data"}
@@ -86,7 +90,7 @@ def test_events_are_delivered_signed_and_filtered(
         event = session.query(OutboxEvent).filter(OutboxEvent.tenant_id == tenant_id).first()
         assert event is not None
         service.fan_out(session, event, at(60))
-    assert len(deliveries(tenant_id)) == 3
+    assert len(deliveries(tenant_id)) == 4
 
 
 def test_the_frequent_round_finds_tenants_with_work(
