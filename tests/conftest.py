@@ -2,7 +2,9 @@
 
 SQLite (a temporary file) by default; PostgreSQL when ALLEGIANCE_TEST_DATABASE_URL is set
 (the schema ``public`` of that database is dropped and rebuilt once per run). Every test works
-in a tenant of its own, so tests never see each other's data.
+in a tenant of its own, so tests never see each other's data. Under pytest-xdist each worker
+has a database of its own: a SQLite file, or ``<database>_<worker>`` beside the given
+PostgreSQL database (created when missing).
 """
 
 from __future__ import annotations
@@ -20,7 +22,25 @@ import httpx
 import pytest
 
 _tmp = tempfile.mkdtemp(prefix="allegiance-tests-")
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """``url`` with the database ``<name>_<worker>``, created on the server when missing."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+    conninfo = given.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return given.set(database=name).render_as_string(hide_password=False)
+
+
 TEST_URL = os.environ.get("ALLEGIANCE_TEST_DATABASE_URL") or f"sqlite:///{_tmp}/test.db"
+if os.environ.get("ALLEGIANCE_TEST_DATABASE_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    TEST_URL = _worker_database(TEST_URL, os.environ["PYTEST_XDIST_WORKER"])
 os.environ["ALLEGIANCE_DATABASE_URL"] = TEST_URL
 os.environ["ALLEGIANCE_CLOCK_OVERRIDE"] = "true"
 os.environ["ALLEGIANCE_RUN_JOBS_IN_SERVER"] = "false"
