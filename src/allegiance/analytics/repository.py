@@ -407,8 +407,12 @@ def cohort_activity(
         Member.first_order_at < bounds[-1],
     )
     if len(bounds) - 1 > MASK_PERIODS:
-        pairs = select(Order.member_id.label("member_id"), period.label("period"))
-        pairs = pairs.where(*conditions).distinct().subquery()
+        pairs = (
+            select(Order.member_id.label("member_id"), period.label("period"))
+            .where(*conditions)
+            .distinct()
+            .subquery()
+        )
         query = (
             select(cohort, pairs.c.period, func.count())
             .select_from(pairs)
