@@ -124,12 +124,11 @@ def generate(conn: Any, tenant_id: str, members: int, transfers: int) -> None:
         f"{orders:,} orders",
         """
         INSERT INTO orders (tenant_id, order_id, member_id, placed_at, currency, subtotal_minor,
-                            total_minor, refunded_minor, status, payload, created_at)
+                            total_minor, refunded_minor, status, payload, created_at, brand)
         SELECT %(t)s, 'o' || i, CASE WHEN i %% 10 = 0 THEN NULL ELSE 'm' || mi END, p, 'USD',
                a, a, CASE WHEN i %% 20 = 0 THEN a / 2 ELSE 0 END,
                CASE WHEN i %% 50 = 0 THEN 'cancelled' ELSE 'completed' END,
-               jsonb_build_object('brand', CASE WHEN i %% 4 = 0 THEN 'outlet' ELSE 'main' END),
-               p
+               jsonb_build_object('brand', b), p, b
         FROM generate_series(1::bigint, %(o)s) AS i,
              LATERAL (SELECT (i * 7919) %% %(m)s + 1) AS y(mi),
              LATERAL (SELECT %(start)s::timestamptz
@@ -137,7 +136,8 @@ def generate(conn: Any, tenant_id: str, members: int, transfers: int) -> None:
                       + ((i * 104729 + (i / %(m)s) * 337) %% 1000)::float8 / 1000
                         * (%(days)s - (mi::float8 / %(m)s) * %(days)s) * interval '1 day'
                      ) AS z(p),
-             LATERAL (SELECT 1000 + (i * 31) %% 19000) AS w(a)
+             LATERAL (SELECT 1000 + (i * 31) %% 19000) AS w(a),
+             LATERAL (SELECT CASE WHEN i %% 4 = 0 THEN 'outlet' ELSE 'main' END) AS v(b)
         """,
         o=orders,
     )

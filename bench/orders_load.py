@@ -764,6 +764,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--segments", action="store_true", help="the program also defines five segments"
     )
+    parser.add_argument("--brand", help="every order carries this brand (e.g. main)")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
@@ -830,6 +831,9 @@ def main(argv: list[str] | None = None) -> int:
 
             rng = random.Random(20260101)
             shapes = build_order_shapes(rng, ORDER_SHAPES)
+            if args.brand:
+                for shape in shapes:
+                    shape["brand"] = args.brand
             fragments = [shape_fragment(s) for s in shapes]
             run_tag = f"b{secrets.token_hex(4)}"
             smoke_order(base_url, api_key, shapes[0], run_tag)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from allegiance.analytics import repository
 from allegiance.db import get_engine
 from allegiance.kit.clock import parse_timestamp
 from allegiance.worker.runner import run_all
@@ -357,3 +358,24 @@ def test_analytics_needs_an_admin_key(api: Api) -> None:
         sep = "" if path.endswith("&") else "?"
         response = storefront.get(f"/v1/analytics/{path}{sep}{MARCH}")
         assert response.status_code == 403, response.text
+
+
+def test_daily_cohorts_past_the_bitmask_width(story: Api) -> None:
+    # 89 daily periods: more than a member's bitmask holds, so the pairwise query answers
+    body = story.get("/v1/analytics/cohorts?from=2026-02-01&to=2026-04-30&interval=day").json()
+    rows = {row["cohort"]: row for row in body["cohorts"]}
+    assert len(body["periods"]) == 89 > repository.MASK_PERIODS
+    # m1: first order 02-10, again 03-05 and 03-10; m3: 03-03, then a1 on 04-01 (c1 cancelled)
+    assert [k for k, n in enumerate(rows["2026-02-10"]["members"]) if n] == [0, 23, 28]
+    assert [k for k, n in enumerate(rows["2026-03-03"]["members"]) if n] == [0, 29]
+    assert sum(row["size"] for row in body["cohorts"]) == 3
+
+
+def test_cohort_bitmasks_agree_with_distinct_pairs(
+    story: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = "/v1/analytics/cohorts?from=2026-02-01&to=2026-03-31&interval=day"
+    masked = story.get(path).json()
+    monkeypatch.setattr(repository, "MASK_PERIODS", 0)
+    assert story.get(path).json() == masked
+    assert sum(sum(row["members"]) for row in masked["cohorts"]) == 5

@@ -28,6 +28,8 @@ class Order(Base):
     partner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who booked it
     # what automatic promotions gave the order: [{promotion, amount, usage}] (null: none)
     promotions: Mapped[list | None] = mapped_column(JSONType, nullable=True)
+    # the payload's ``brand`` as a column, so analytics filter by it through an index
+    brand: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class Refund(Base):

@@ -193,6 +193,12 @@ def prepare_order(
     )
 
 
+def _brand(payload: dict[str, Any]) -> str | None:
+    """The order's ``brand`` as stored in its payload (a column for analytics filters)."""
+    brand = payload.get("brand")
+    return brand if isinstance(brand, str) else None
+
+
 def _order_partner(
     program: CompiledProgram, payload: CartBase, key_partner: str | None, loc_prefix: str
 ) -> str | None:
@@ -609,6 +615,7 @@ def book_orders(
             "payload": o.payload,
             "created_at": now,
             "partner": o.partner,
+            "brand": _brand(o.payload),
         }
         for o in orders
     ]
