@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from allegiance.analytics import kpis, settlement
@@ -34,26 +36,37 @@ def get_partner_settlement(
         )
 
 
+@dataclass(frozen=True)
+class Filters:
+    """The member and order filters every KPI read takes (docs/analytics.md#filters)."""
+
+    brand: str | None = Query(default=None, max_length=100)
+    tier: str | None = Query(default=None, max_length=64)
+    segment: str | None = Query(default=None, max_length=64)
+    wallet: str | None = Query(default=None, max_length=64)
+
+
+def _scope(session: Session, caller: Caller, filters: Filters) -> kpis.Scope:
+    program = require_program(session, tenant_id=caller.tenant_id).program
+    return kpis.resolve_scope(
+        program,
+        tenant_id=caller.tenant_id,
+        brand=filters.brand,
+        tier=filters.tier,
+        wallet=filters.wallet,
+        segment=filters.segment,
+    )
+
+
 @router.get("/kpis")
 def get_kpis(
     date_from: date = Query(alias="from"),
     date_to: date = Query(alias="to"),
-    brand: str | None = Query(default=None, max_length=100),
-    tier: str | None = Query(default=None, max_length=64),
-    segment: str | None = Query(default=None, max_length=64),
-    wallet: str | None = Query(default=None, max_length=64),
+    filters: Filters = Depends(),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
-        program = require_program(session, tenant_id=caller.tenant_id).program
-        scope = kpis.resolve_scope(
-            program,
-            tenant_id=caller.tenant_id,
-            brand=brand,
-            tier=tier,
-            wallet=wallet,
-            segment=segment,
-        )
+        scope = _scope(session, caller, filters)
         return json_response(kpis.kpis(session, scope=scope, date_from=date_from, date_to=date_to))
 
 
@@ -63,22 +76,11 @@ def get_series(
     date_from: date = Query(alias="from"),
     date_to: date = Query(alias="to"),
     interval: kpis.Interval = Query(default="day"),
-    brand: str | None = Query(default=None, max_length=100),
-    tier: str | None = Query(default=None, max_length=64),
-    segment: str | None = Query(default=None, max_length=64),
-    wallet: str | None = Query(default=None, max_length=64),
+    filters: Filters = Depends(),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
-        program = require_program(session, tenant_id=caller.tenant_id).program
-        scope = kpis.resolve_scope(
-            program,
-            tenant_id=caller.tenant_id,
-            brand=brand,
-            tier=tier,
-            wallet=wallet,
-            segment=segment,
-        )
+        scope = _scope(session, caller, filters)
         return json_response(
             kpis.series(
                 session,
@@ -96,16 +98,11 @@ def get_cohorts(
     date_from: date = Query(alias="from"),
     date_to: date = Query(alias="to"),
     interval: kpis.Interval = Query(default="month"),
-    brand: str | None = Query(default=None, max_length=100),
-    tier: str | None = Query(default=None, max_length=64),
-    segment: str | None = Query(default=None, max_length=64),
+    filters: Filters = Depends(),
     caller: Caller = Depends(require("admin")),
 ) -> Response:
     with read_session() as session:
-        program = require_program(session, tenant_id=caller.tenant_id).program
-        scope = kpis.resolve_scope(
-            program, tenant_id=caller.tenant_id, brand=brand, tier=tier, segment=segment
-        )
+        scope = _scope(session, caller, filters)
         return json_response(
             kpis.cohorts(
                 session, scope=scope, date_from=date_from, date_to=date_to, interval=interval
