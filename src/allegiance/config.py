@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     # where members reach the unsubscribe page (links in marketing mails)
     public_url: str = "http://127.0.0.1:8000"
     automation_max_attempts: int = 5
+    # retention (docs/operations.md): days a log-like row is kept once it is done with; 0 keeps
+    # everything. Dispatched domain events (the GET /v1/events feed), finished outbound webhook
+    # deliveries with their attempts, processed inbound shop webhook ids (duplicate checks)
+    outbox_retention_days: float = 90.0
+    webhook_delivery_retention_days: float = 30.0
+    integration_delivery_retention_days: float = 30.0
+    retention_max_batches: int = 20  # batches of job_batch_size rows one job run deletes
 
 
 @lru_cache(maxsize=1)
