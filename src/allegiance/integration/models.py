@@ -1,4 +1,5 @@
-"""Shop platform connections, the webhook deliveries seen, and privacy requests received."""
+"""Shop platform connections, the webhook deliveries seen, orders cancelled before they were
+booked, and privacy requests received."""
 
 from __future__ import annotations
 
@@ -38,6 +39,20 @@ class IntegrationDelivery(Base):
     topic: Mapped[str] = mapped_column(String(100))
     outcome: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IntegrationCancellation(Base):
+    """An order cancelled by its platform before it was booked here. Platforms do not deliver
+    in order: the "paid" webhook of an order may arrive after its "cancelled" one, and must
+    then not book it."""
+
+    __tablename__ = "integration_cancellations"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -284,6 +284,9 @@ def mapped(session: Session, action: Callable[[], Result]) -> Result:
         return failure(exc)
 
 
+UNBOOKED_CANCELLED = "cancelled before it was booked: a later booking of it is ignored"
+
+
 def guarded(session: Session, action: Callable[[], Result]) -> Result:
     """Run one booking step in a savepoint; a business refusal becomes a ``failed`` result
     and leaves nothing behind, so the other steps of the payload still count."""
@@ -297,9 +300,13 @@ def guarded(session: Session, action: Callable[[], Result]) -> Result:
 
 
 def book_order(session: Session, ctx: Context, order: OrderCreate) -> Result:
-    """Book an order once; an id booked before (by any path) is a duplicate."""
+    """Book an order once; an id booked before (by any path) is a duplicate, and an order its
+    platform cancelled before it was booked here is not booked at all."""
+    repository.lock_order_id(session, ctx.tenant_id, order.id)
     if orders_repo.get_order(session, ctx.tenant_id, order.id) is not None:
         return Result("duplicate", {"order_id": order.id})
+    if repository.cancelled_before_booking(session, ctx.tenant_id, order.id):
+        return Result("ignored", {"order_id": order.id, "reason": UNBOOKED_CANCELLED})
 
     def action() -> Result:
         program = ctx.program(session)
@@ -377,9 +384,21 @@ def refund_order(
 
 
 def cancel_order(session: Session, ctx: Context, *, order_id: str, reason: str | None) -> Result:
+    repository.lock_order_id(session, ctx.tenant_id, order_id)
     booked = orders_repo.get_order(session, ctx.tenant_id, order_id)
     if booked is None:
-        return Result("ignored", {"order_id": order_id, "reason": "order not booked"})
+        # remembered, so that a "paid" delivery arriving late does not book it after all
+        repository.remember_cancellation(
+            session,
+            {
+                "tenant_id": ctx.tenant_id,
+                "order_id": order_id,
+                "platform": ctx.platform,
+                "reason": reason,
+                "received_at": ctx.now,
+            },
+        )
+        return Result("ignored", {"order_id": order_id, "reason": UNBOOKED_CANCELLED})
     if booked.status == "cancelled":
         return Result("duplicate", {"order_id": order_id})
 
