@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # where members reach the unsubscribe page (links in marketing mails)
     public_url: str = "http://127.0.0.1:8000"
     automation_max_attempts: int = 5
+    # secrets at rest (docs/operations.md#secrets-at-rest): comma-separated Fernet keys, the
+    # first encrypts, all decrypt; unset stores webhook and connector secrets as plaintext
+    secret_keys: str | None = None
     # retention (docs/operations.md): days a log-like row is kept once it is done with; 0 keeps
     # everything. Dispatched domain events (the GET /v1/events feed), finished outbound webhook
     # deliveries with their attempts, processed inbound shop webhook ids (duplicate checks)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from allegiance.kit.encryption import EncryptedJSON, EncryptedText
 from allegiance.kit.orm import Base, JSONType, UTCDateTime
 
 
@@ -18,11 +19,11 @@ class Integration(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     platform: Mapped[str] = mapped_column(String(20), primary_key=True)
-    webhook_secret: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
     shop_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
     api_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     # access_token (Shopify) or api_key + api_secret (WooCommerce), for reconciliation
-    credentials: Mapped[dict] = mapped_column(JSONType, default=dict)
+    credentials: Mapped[dict] = mapped_column(EncryptedJSON, default=dict)
     mapping: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
