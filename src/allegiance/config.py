@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     analytics_max_buckets: int = 400
     analytics_work_mem_mb: int = 64  # Postgres work_mem of an analytics read
     job_batch_size: int = 1_000
+    # batches of job_batch_size one run of a cleanup job handles at most (retention, shop
+    # erasures): a large backlog is worked off over several rounds
+    job_max_batches: int = 20
     experiment_max_members: int = 2_000_000  # members one experiment results read covers
     # gross margin for ROI when the program has no analytics.gross_margin (0.3 = 30 %)
     analytics_gross_margin: float = 0.3
@@ -100,7 +103,6 @@ class Settings(BaseSettings):
     outbox_retention_days: float = 90.0
     webhook_delivery_retention_days: float = 30.0
     integration_delivery_retention_days: float = 30.0
-    retention_max_batches: int = 20  # batches of job_batch_size rows one job run deletes
 
 
 @lru_cache(maxsize=1)

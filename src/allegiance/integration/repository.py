@@ -143,6 +143,50 @@ def drop_exports(session: Session, tenant_id: str, member_id: str | None) -> Non
     session.execute(stmt.values(export=None))
 
 
+def shop_erasure_in_progress(session: Session, tenant_id: str, platform: str) -> str | None:
+    return session.scalars(
+        select(DataRequest.request_id).where(
+            DataRequest.tenant_id == tenant_id,
+            DataRequest.platform == platform,
+            DataRequest.kind == "shop_erasure",
+            DataRequest.status == "in_progress",
+        )
+    ).first()
+
+
+def shop_erasures_in_progress(session: Session, tenant_id: str) -> list[DataRequest]:
+    return list(
+        session.scalars(
+            select(DataRequest).where(
+                DataRequest.tenant_id == tenant_id,
+                DataRequest.kind == "shop_erasure",
+                DataRequest.status == "in_progress",
+            )
+        )
+    )
+
+
+def finish_shop_erasures(session: Session, tenant_id: str) -> None:
+    session.execute(
+        update(DataRequest)
+        .where(
+            DataRequest.tenant_id == tenant_id,
+            DataRequest.kind == "shop_erasure",
+            DataRequest.status == "in_progress",
+        )
+        .values(status="completed")
+    )
+
+
+def count_members_to_erase(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(Member.tenant_id == tenant_id, Member.erased_at.is_(None))
+        )
+        or 0
+    )
+
+
 def members_to_erase(session: Session, tenant_id: str, after: str, limit: int) -> list[str]:
     """Member ids not erased yet, in id order after ``after`` (one page)."""
     return list(

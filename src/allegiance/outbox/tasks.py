@@ -56,5 +56,5 @@ def prune_dispatched(engine: Engine, tenant_id: str, now: datetime) -> int:
         [OutboxEvent.id],
         [OutboxEvent.dispatched_at < before, OutboxEvent.tenant_id == tenant_id],
         batch=settings.job_batch_size,
-        max_batches=settings.retention_max_batches,
+        max_batches=settings.job_max_batches,
     )

@@ -163,5 +163,5 @@ def prune_finished(engine: Engine, tenant_id: str, now: datetime) -> int:
         [WebhookDelivery.id],
         conditions,
         batch=settings.job_batch_size,
-        max_batches=settings.retention_max_batches,
+        max_batches=settings.job_max_batches,
     )

@@ -48,6 +48,7 @@ def jobs() -> list[Job]:
         Job("segments", segment_tasks.refresh),
         Job("recommendation_model", recommendation_tasks.rebuild_stale),
         Job("automation_triggers", automation_tasks.scan_scheduled),
+        Job("data_erasures", integration_tasks.erase_shops),
         # hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
         # after the outbox: the runs its events started are executed in the same round, and
