@@ -17,6 +17,7 @@ from starlette.responses import Response
 from allegiance import __version__
 from allegiance.config import get_settings
 from allegiance.errors import DomainError
+from allegiance.kit.encryption import SecretKeyError
 from allegiance.kit.http import BodyLimit, FastJSON, json_response, problem_response
 
 log = logging.getLogger("allegiance")
@@ -121,6 +122,13 @@ def create_app() -> FastAPI:
             ),
             503,
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(SecretKeyError)
+    async def secret_keys(_: Request, exc: SecretKeyError) -> Response:
+        log.error("secret keys: %s", exc)
+        return problem_response(
+            _problem(503, "secret_keys_misconfigured", "Service misconfigured", str(exc)), 503
         )
 
     @app.exception_handler(Exception)

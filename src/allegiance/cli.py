@@ -38,6 +38,7 @@ export_app = typer.Typer(no_args_is_help=True, help="Export members, the ledger 
 jobs_app = typer.Typer(no_args_is_help=True, help="Periodic jobs.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The points ledger.")
 sweepstakes_app = typer.Typer(no_args_is_help=True, help="Sweepstakes draws.")
+secrets_app = typer.Typer(no_args_is_help=True, help="Webhook and connector secrets at rest.")
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
@@ -47,6 +48,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(sweepstakes_app, name="sweepstakes")
+app.add_typer(secrets_app, name="secrets")
 
 console = Console()
 err = Console(stderr=True)
@@ -539,6 +541,36 @@ def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
     if breaches:
         raise typer.Exit(1)
     console.print(f"ledger ok ({len(tenants)} tenant(s) checked)")
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new key for ALLEGIANCE_SECRET_KEYS."""
+    from allegiance.kit.encryption import new_key
+
+    print(new_key())
+
+
+@secrets_app.command("reencrypt")
+def secrets_reencrypt(
+    plaintext: bool = typer.Option(
+        False, "--plaintext", help="Decrypt every secret and store it as plaintext."
+    ),
+) -> None:
+    """Rewrite every stored secret encrypted with the first key of ALLEGIANCE_SECRET_KEYS
+    (plaintext ones included): after setting the first key, or putting a new one first."""
+    from allegiance.kit.encryption import SecretKeyError, configured_keys, reencrypt
+
+    if not plaintext and not configured_keys():
+        _fail("ALLEGIANCE_SECRET_KEYS is not set: nothing to encrypt with", 2)
+    _migrate()
+    try:
+        counts = reencrypt(_engine(), plaintext=plaintext)
+    except SecretKeyError as exc:
+        _fail(str(exc))
+    how = "stored as plaintext" if plaintext else "encrypted with the first key"
+    for table, count in counts.items():
+        console.print(f"{table}: {count} row(s) {how}")
 
 
 @sweepstakes_app.command("verify")

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     analytics_max_buckets: int = 400
     analytics_work_mem_mb: int = 64  # Postgres work_mem of an analytics read
     job_batch_size: int = 1_000
+    # batches of job_batch_size one run of a cleanup job handles at most (retention, shop
+    # erasures): a large backlog is worked off over several rounds
+    job_max_batches: int = 20
     experiment_max_members: int = 2_000_000  # members one experiment results read covers
     # gross margin for ROI when the program has no analytics.gross_margin (0.3 = 30 %)
     analytics_gross_margin: float = 0.3
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     # where members reach the unsubscribe page (links in marketing mails)
     public_url: str = "http://127.0.0.1:8000"
     automation_max_attempts: int = 5
+    # secrets at rest (docs/operations.md#secrets-at-rest): comma-separated Fernet keys, the
+    # first encrypts, all decrypt; unset stores webhook and connector secrets as plaintext
+    secret_keys: str | None = None
+    # retention (docs/operations.md): days a log-like row is kept once it is done with; 0 keeps
+    # everything. Dispatched domain events (the GET /v1/events feed), finished outbound webhook
+    # deliveries with their attempts, processed inbound shop webhook ids (duplicate checks)
+    outbox_retention_days: float = 90.0
+    webhook_delivery_retention_days: float = 30.0
+    integration_delivery_retention_days: float = 30.0
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,12 @@ from allegiance.email.models import EmailKey, EmailTemplate
 from allegiance.engagement.badge_models import ChallengeProgress, MemberBadge
 from allegiance.engagement.game_models import PollVote, QuizAttempt, SurveyResponse
 from allegiance.insight.models import ClvModel, MemberScore
-from allegiance.integration.models import DataRequest, Integration, IntegrationDelivery
+from allegiance.integration.models import (
+    DataRequest,
+    Integration,
+    IntegrationCancellation,
+    IntegrationDelivery,
+)
 from allegiance.kit.orm import Base
 from allegiance.ledger.models import LedgerAccount, Lot, Transfer
 from allegiance.member.models import Member
@@ -41,6 +46,7 @@ __all__ = [
     "Event",
     "IdempotencyRecord",
     "Integration",
+    "IntegrationCancellation",
     "IntegrationDelivery",
     "ItemSimilarity",
     "LedgerAccount",

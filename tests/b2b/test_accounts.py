@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from allegiance.db import read_session
 from allegiance.kit.clock import parse_timestamp
+from allegiance.outbox.models import OutboxEvent
 from allegiance.worker.runner import run_all
 from tests.conftest import IS_POSTGRES, Api, apply_program, get_engine, ledger_ok, new_tenant, order
 
@@ -96,6 +98,30 @@ def test_account_upsert_links_members_with_roles(api: Api) -> None:
     bad = api.put("/v1/accounts/acme", json={"name": "", "pooled": "maybe"})
     assert bad.status_code == 422
     assert {tuple(e["loc"]) for e in bad.json()["errors"]} >= {("body", "name"), ("body", "pooled")}
+
+
+def test_account_upsert_enrols_unknown_members_with_an_event(
+    api: Api, tenant: tuple[str, str]
+) -> None:
+    apply_program(api, PROGRAM)
+    api.put("/v1/members/boss", json={"locale": "en"})
+    account(api)  # boss exists; b1 and b2 come to exist through the account
+    with read_session() as session:
+        enrolled = sorted(
+            e.data["member_id"]
+            for e in session.query(OutboxEvent).filter(
+                OutboxEvent.tenant_id == tenant[0], OutboxEvent.type == "member.enrolled"
+            )
+        )
+    assert enrolled == ["b1", "b2", "boss"]  # boss once, from its own upsert
+    account(api)  # the same list again creates nobody
+    with read_session() as session:
+        count = (
+            session.query(OutboxEvent)
+            .filter(OutboxEvent.tenant_id == tenant[0], OutboxEvent.type == "member.enrolled")
+            .count()
+        )
+    assert count == 3
 
 
 def test_pooled_account_earns_and_qualifies_at_account_level(

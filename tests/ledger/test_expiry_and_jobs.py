@@ -457,3 +457,38 @@ def test_refund_by_items_reverses_the_same_share(api: Api, tenant: tuple[str, st
     assert response.json()["refunded_total"] == "60.00"
     assert balance(api, "2026-03-01T00:00:00Z") == (40, 0)
     assert ledger_ok(tenant[0]) == []
+
+
+def test_read_nets_a_debt_against_maturing_points_as_the_settlement_will(
+    api: Api, tenant: tuple[str, str]
+) -> None:
+    """``unlimited``: a reversal past the balance leaves a debt, paid from the next points to
+    activate. Reads before the job already show what the job will book: the balance and which
+    points are still due to expire."""
+    wallet = {"pending_days": 3, "expiry": {"mode": "rolling_days", "days": 20}}
+    apply_program(api, program(wallet, refund_policy="unlimited"))
+    book(api, "o1", "100.00", "2026-03-01T12:00:00+00:00")
+    jobs(tenant[0], "2026-03-04T13:00:00+00:00")  # 100 active
+    api.now = "2026-03-04T14:00:00+00:00"
+    spent = api.post(
+        "/v1/members/m1/adjustments",
+        json={"id": "a1", "wallet": "points", "amount": -100, "reason": "spent in store"},
+    )
+    assert spent.status_code == 201, spent.text
+    book(api, "o2", "60.00", "2026-03-04T15:00:00+00:00")  # 60 pending until 03-07 15:00
+    api.now = "2026-03-04T16:00:00+00:00"
+    refund = api.post("/v1/orders/o1/refunds", json={"id": "r1", "amount": "100.00"})
+    assert refund.status_code == 201, refund.text
+    assert balance(api, "2026-03-04T16:00:00+00:00") == (-100, 60)  # a debt of 100
+
+    def view(at: str) -> dict[str, Any]:
+        api.now = at
+        return api.get("/v1/members/m1").json()["balances"]["points"]
+
+    at = "2026-03-08T12:00:00+00:00"
+    before = view(at)
+    assert before["active"] == -40 and before["pending"] == 0
+    assert before["expiring"] == []  # the 60 go to the debt, none is left to expire
+    jobs(tenant[0], at)
+    assert view(at) == before
+    assert ledger_ok(tenant[0]) == []

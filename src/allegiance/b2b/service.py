@@ -21,6 +21,7 @@ from allegiance.b2b.schemas import AccountUpsert
 from allegiance.errors import NotFound, invalid
 from allegiance.kit.money import decimal_places, number, to_minor
 from allegiance.ledger import service as ledger
+from allegiance.member import enrolment
 from allegiance.member import repository as members
 from allegiance.member.models import Member
 from allegiance.program.compiled import CompiledProgram
@@ -143,7 +144,7 @@ def upsert_account(
         current = {
             m.member_id for m in repository.members_of(session, tenant_id, account_id, 100_000)
         }
-        members.ensure_locked(session, tenant_id, sorted(seen), now)
+        enrolment.ensure_enrolled(session, tenant_id, sorted(seen), now)
         for link in data.members:
             repository.set_link(session, tenant_id, link.member_id, account_id, link.role, now)
         for member_id in sorted(current - seen):

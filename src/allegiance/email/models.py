@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from allegiance.kit.encryption import EncryptedText
 from allegiance.kit.orm import Base, UTCDateTime
 
 
@@ -28,5 +29,5 @@ class EmailKey(Base):
     __tablename__ = "email_keys"
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

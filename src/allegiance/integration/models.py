@@ -1,4 +1,5 @@
-"""Shop platform connections, the webhook deliveries seen, and privacy requests received."""
+"""Shop platform connections, the webhook deliveries seen, orders cancelled before they were
+booked, and privacy requests received."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from allegiance.kit.encryption import EncryptedJSON, EncryptedText
 from allegiance.kit.orm import Base, JSONType, UTCDateTime
 
 
@@ -17,11 +19,11 @@ class Integration(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     platform: Mapped[str] = mapped_column(String(20), primary_key=True)
-    webhook_secret: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
     shop_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
     api_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     # access_token (Shopify) or api_key + api_secret (WooCommerce), for reconciliation
-    credentials: Mapped[dict] = mapped_column(JSONType, default=dict)
+    credentials: Mapped[dict] = mapped_column(EncryptedJSON, default=dict)
     mapping: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -38,6 +40,20 @@ class IntegrationDelivery(Base):
     topic: Mapped[str] = mapped_column(String(100))
     outcome: Mapped[str] = mapped_column(String(40))
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IntegrationCancellation(Base):
+    """An order cancelled by its platform before it was booked here. Platforms do not deliver
+    in order: the "paid" webhook of an order may arrive after its "cancelled" one, and must
+    then not book it."""
+
+    __tablename__ = "integration_cancellations"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

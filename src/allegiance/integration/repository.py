@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import dialect_insert
-from allegiance.integration.models import DataRequest, Integration, IntegrationDelivery
+from allegiance.db import dialect_insert, is_postgres
+from allegiance.integration.models import (
+    DataRequest,
+    Integration,
+    IntegrationCancellation,
+    IntegrationDelivery,
+)
 from allegiance.member.models import Member
 
 
@@ -46,6 +51,30 @@ def insert_delivery_if_new(session: Session, row: dict[str, Any]) -> bool:
         .returning(IntegrationDelivery.delivery_id)
     )
     return session.execute(stmt).first() is not None
+
+
+def lock_order_id(session: Session, tenant_id: str, order_id: str) -> None:
+    """Serialise the connector paths of one order id until the transaction ends (Postgres; a
+    SQLite write transaction has the database to itself)."""
+    if is_postgres(session):
+        session.execute(
+            select(
+                func.pg_advisory_xact_lock(func.hashtextextended(f"{tenant_id}\x1f{order_id}", 0))
+            )
+        )
+
+
+def remember_cancellation(session: Session, row: dict[str, Any]) -> None:
+    insert = dialect_insert(session)
+    session.execute(
+        insert(IntegrationCancellation)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "order_id"])
+    )
+
+
+def cancelled_before_booking(session: Session, tenant_id: str, order_id: str) -> bool:
+    return session.get(IntegrationCancellation, (tenant_id, order_id)) is not None
 
 
 def set_delivery_outcome(
@@ -112,6 +141,50 @@ def drop_exports(session: Session, tenant_id: str, member_id: str | None) -> Non
     if member_id is not None:
         stmt = stmt.where(DataRequest.member_id == member_id)
     session.execute(stmt.values(export=None))
+
+
+def shop_erasure_in_progress(session: Session, tenant_id: str, platform: str) -> str | None:
+    return session.scalars(
+        select(DataRequest.request_id).where(
+            DataRequest.tenant_id == tenant_id,
+            DataRequest.platform == platform,
+            DataRequest.kind == "shop_erasure",
+            DataRequest.status == "in_progress",
+        )
+    ).first()
+
+
+def shop_erasures_in_progress(session: Session, tenant_id: str) -> list[DataRequest]:
+    return list(
+        session.scalars(
+            select(DataRequest).where(
+                DataRequest.tenant_id == tenant_id,
+                DataRequest.kind == "shop_erasure",
+                DataRequest.status == "in_progress",
+            )
+        )
+    )
+
+
+def finish_shop_erasures(session: Session, tenant_id: str) -> None:
+    session.execute(
+        update(DataRequest)
+        .where(
+            DataRequest.tenant_id == tenant_id,
+            DataRequest.kind == "shop_erasure",
+            DataRequest.status == "in_progress",
+        )
+        .values(status="completed")
+    )
+
+
+def count_members_to_erase(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(Member.tenant_id == tenant_id, Member.erased_at.is_(None))
+        )
+        or 0
+    )
 
 
 def members_to_erase(session: Session, tenant_id: str, after: str, limit: int) -> list[str]:

@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from allegiance.config import get_settings
 from allegiance.errors import AlreadyBooked, DomainError, NotFound, Unauthorized, invalid
 from allegiance.integration import repository
 from allegiance.integration.models import Integration
@@ -284,6 +283,9 @@ def mapped(session: Session, action: Callable[[], Result]) -> Result:
         return failure(exc)
 
 
+UNBOOKED_CANCELLED = "cancelled before it was booked: a later booking of it is ignored"
+
+
 def guarded(session: Session, action: Callable[[], Result]) -> Result:
     """Run one booking step in a savepoint; a business refusal becomes a ``failed`` result
     and leaves nothing behind, so the other steps of the payload still count."""
@@ -297,9 +299,13 @@ def guarded(session: Session, action: Callable[[], Result]) -> Result:
 
 
 def book_order(session: Session, ctx: Context, order: OrderCreate) -> Result:
-    """Book an order once; an id booked before (by any path) is a duplicate."""
+    """Book an order once; an id booked before (by any path) is a duplicate, and an order its
+    platform cancelled before it was booked here is not booked at all."""
+    repository.lock_order_id(session, ctx.tenant_id, order.id)
     if orders_repo.get_order(session, ctx.tenant_id, order.id) is not None:
         return Result("duplicate", {"order_id": order.id})
+    if repository.cancelled_before_booking(session, ctx.tenant_id, order.id):
+        return Result("ignored", {"order_id": order.id, "reason": UNBOOKED_CANCELLED})
 
     def action() -> Result:
         program = ctx.program(session)
@@ -377,9 +383,21 @@ def refund_order(
 
 
 def cancel_order(session: Session, ctx: Context, *, order_id: str, reason: str | None) -> Result:
+    repository.lock_order_id(session, ctx.tenant_id, order_id)
     booked = orders_repo.get_order(session, ctx.tenant_id, order_id)
     if booked is None:
-        return Result("ignored", {"order_id": order_id, "reason": "order not booked"})
+        # remembered, so that a "paid" delivery arriving late does not book it after all
+        repository.remember_cancellation(
+            session,
+            {
+                "tenant_id": ctx.tenant_id,
+                "order_id": order_id,
+                "platform": ctx.platform,
+                "reason": reason,
+                "received_at": ctx.now,
+            },
+        )
+        return Result("ignored", {"order_id": order_id, "reason": UNBOOKED_CANCELLED})
     if booked.status == "cancelled":
         return Result("duplicate", {"order_id": order_id})
 
@@ -452,23 +470,31 @@ def erase_member(
 
 
 def erase_all_members(session: Session, ctx: Context) -> Result:
-    """The shop left: erase every member's personal data of the tenant, page by page."""
-    page_size = get_settings().job_batch_size
-    erased, after = 0, ""
-    while True:
-        page = repository.members_to_erase(session, ctx.tenant_id, after, page_size)
-        for member_id in page:
-            members.erase_member(session, tenant_id=ctx.tenant_id, member_id=member_id, now=ctx.now)
-        erased += len(page)
-        if len(page) < page_size:
-            break
-        after = page[-1]
+    """The shop left: record a shop erasure. The ``data_erasures`` job erases every member's
+    personal data in batches (the platform waits a few seconds for an answer, a large shop has
+    more members than that allows). The exports made for the shop go at once. A second request
+    while one is in progress is the same request."""
     repository.drop_exports(session, ctx.tenant_id, None)
-    request_id = _record_request(
-        session, ctx, kind="shop_erasure", member_id=None, status="completed",
+    running = repository.shop_erasure_in_progress(session, ctx.tenant_id, ctx.platform)
+    request_id = running or _record_request(
+        session, ctx, kind="shop_erasure", member_id=None, status="in_progress",
         platform_request_id=None, export=None,
     )  # fmt: skip
-    return Result("shop_erased", {"request_id": request_id, "members_erased": erased})
+    return Result(
+        "shop_erasure_started",
+        {
+            "request_id": request_id,
+            "members_to_erase": repository.count_members_to_erase(session, ctx.tenant_id),
+        },
+    )
+
+
+def erase_members_page(session: Session, tenant_id: str, now: datetime, limit: int) -> int:
+    """Erase up to ``limit`` members not erased yet (id order); returns how many."""
+    page = repository.members_to_erase(session, tenant_id, "", limit)
+    for member_id in page:
+        members.erase_member(session, tenant_id=tenant_id, member_id=member_id, now=now)
+    return len(page)
 
 
 def _record_request(

@@ -976,6 +976,10 @@ def balances_view(
         inactivity_deadline = None
         if wallet.expiry.mode == "inactivity_days" and last_activity_at and wallet.expiry.days:
             inactivity_deadline = last_activity_at + timedelta(days=wallet.expiry.days)
+        # positive lots active as of now: (no expiry, expiry, id, remaining), for the netting
+        held: list[tuple[bool, datetime, int, int]] = []
+        matured = False
+        debt = 0
         for lot in lots:
             if lot.wallet != key:
                 continue
@@ -984,6 +988,7 @@ def balances_view(
                 if lot.available_at > now:
                     pending += lot.remaining_minor
                     continue
+                matured = True
                 expires = (
                     expires or expiry_for(wallet, program.timezone, lot.available_at)
                     if program
@@ -994,8 +999,19 @@ def balances_view(
             if expires is not None and expires <= now and lot.remaining_minor > 0:
                 continue
             active += lot.remaining_minor
-            if expires is not None and lot.remaining_minor > 0:
-                expiring[expires] += lot.remaining_minor
+            if lot.remaining_minor < 0:
+                debt -= lot.remaining_minor
+            elif lot.remaining_minor > 0:
+                held.append((expires is None, expires or now, lot.id, lot.remaining_minor))
+        # as the settlement will: a debt (``unlimited`` reversals) is paid from the lots that
+        # activate, earliest expiry first, so those points will not expire
+        for no_expiry, expires, _, remaining in sorted(held):
+            if matured and debt > 0:
+                take = min(debt, remaining)
+                debt -= take
+                remaining -= take
+            if not no_expiry and remaining > 0:
+                expiring[expires] += remaining
         view[key] = {
             "active": number(active, wallet.precision),
             "pending": number(pending, wallet.precision),

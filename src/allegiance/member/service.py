@@ -14,6 +14,7 @@ from allegiance.kit.clock import as_utc
 from allegiance.kit.money import currency_exponent, money_str, number
 from allegiance.ledger import service as ledger
 from allegiance.member import repository
+from allegiance.member.enrolment import enrolled_data
 from allegiance.member.models import Member
 from allegiance.member.schemas import MemberUpsert
 from allegiance.outbox import service as outbox
@@ -83,15 +84,6 @@ def upsert_member(
             session, tenant_id=tenant_id, program=program, member_ids=[member_id], now=now
         )
     return member, created
-
-
-def enrolled_data(member: Member) -> dict[str, Any]:
-    """Data of the ``member.enrolled`` event."""
-    return {
-        "member_id": member.member_id,
-        "enrolled_at": _iso(member.enrolled_at),
-        "locale": member.locale,
-    }
 
 
 def get_member(session: Session, *, tenant_id: str, member_id: str) -> Member:

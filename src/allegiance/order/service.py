@@ -35,6 +35,7 @@ from allegiance.kit.money import (
 )
 from allegiance.ledger import service as ledger
 from allegiance.ledger.service import Credit
+from allegiance.member import enrolment
 from allegiance.member import repository as members
 from allegiance.member.models import Member
 from allegiance.order import repository
@@ -465,18 +466,7 @@ def lock_members(
     now: datetime,
 ) -> dict[str, Member]:
     """Create missing members, lock them (id order) and settle any lot that fell due."""
-    created: list[str] = []
-    found = members.ensure_locked(session, tenant_id, member_ids, now, created)
-    if created:
-        from allegiance.member.service import enrolled_data
-
-        outbox.emit_many(
-            session,
-            [
-                outbox.event_row(tenant_id, "member.enrolled", enrolled_data(found[m]), now)
-                for m in created
-            ],
-        )
+    found = enrolment.ensure_enrolled(session, tenant_id, member_ids, now)
     for member in found.values():
         if member.settle_at is not None and member.settle_at <= now:
             member.settle_at = ledger.settle_member(

@@ -8,8 +8,10 @@ from sqlalchemy import Engine
 
 from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
+from allegiance.kit import retention
 from allegiance.outbox import repository
 from allegiance.outbox.consumers import consumers
+from allegiance.outbox.models import OutboxEvent
 
 
 def tenants_with_pending(engine: Engine) -> set[str]:
@@ -40,3 +42,19 @@ def dispatch(engine: Engine, tenant_id: str, now: datetime) -> int:
         handled += len(events)
         if len(events) < batch:
             return handled
+
+
+def prune_dispatched(engine: Engine, tenant_id: str, now: datetime) -> int:
+    """Delete the tenant's events dispatched more than ``outbox_retention_days`` ago."""
+    settings = get_settings()
+    before = retention.cutoff(now, settings.outbox_retention_days)
+    if before is None:
+        return 0
+    return retention.delete_in_batches(
+        engine,
+        OutboxEvent,
+        [OutboxEvent.id],
+        [OutboxEvent.dispatched_at < before, OutboxEvent.tenant_id == tenant_id],
+        batch=settings.job_batch_size,
+        max_batches=settings.job_max_batches,
+    )

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from allegiance.kit.encryption import EncryptedText
 from allegiance.kit.orm import Base, BigIntPK, JSONType, UTCDateTime
 
 
@@ -18,9 +19,9 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     disabled_reason: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    secret: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(EncryptedText)
     # after a rotation the old secret also signs for a while, so receivers can switch over
-    previous_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText, nullable=True)
     previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

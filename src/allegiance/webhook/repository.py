@@ -187,6 +187,15 @@ def add_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
     bulk_insert(session, WebhookAttempt.__table__, rows)
 
 
+def first_created_since(session: Session, tenant_id: str, since: datetime) -> int | None:
+    """The smallest id of the tenant's deliveries created at or after ``since``."""
+    return session.scalar(
+        select(func.min(WebhookDelivery.id)).where(
+            WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.created_at >= since
+        )
+    )
+
+
 def get_delivery(
     session: Session, tenant_id: str, message_id: str, *, lock: bool = False
 ) -> WebhookDelivery | None:

@@ -21,9 +21,11 @@ from sqlalchemy import Engine
 from allegiance import __version__
 from allegiance.config import get_settings
 from allegiance.db import read_session, write_session
+from allegiance.kit import retention
 from allegiance.kit.clock import utcnow
 from allegiance.kit.ids import new_id
 from allegiance.webhook import repository, service
+from allegiance.webhook.models import WebhookDelivery
 
 
 def tenants_with_due(engine: Engine, now: datetime) -> set[str]:
@@ -134,3 +136,32 @@ def _send(client: httpx.Client, item: service.Claimed) -> service.AttemptResult:
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def prune_finished(engine: Engine, tenant_id: str, now: datetime) -> int:
+    """Delete the tenant's deliveries (with their attempts) that were created more than
+    ``webhook_delivery_retention_days`` ago and are done with: delivered or failed. A pending
+    delivery (a disabled endpoint's, say) stays whatever its age."""
+    settings = get_settings()
+    before = retention.cutoff(now, settings.webhook_delivery_retention_days)
+    if before is None:
+        return 0
+    conditions = [
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.created_at < before,
+        WebhookDelivery.status.in_(("delivered", "failed")),
+    ]
+    with read_session(engine) as session:
+        # ids grow with time: the first young delivery bounds the scan of the old ones, read
+        # through the (tenant, id) index
+        young = repository.first_created_since(session, tenant_id, before)
+    if young is not None:
+        conditions.append(WebhookDelivery.id < young)
+    return retention.delete_in_batches(
+        engine,
+        WebhookDelivery,
+        [WebhookDelivery.id],
+        conditions,
+        batch=settings.job_batch_size,
+        max_batches=settings.job_max_batches,
+    )

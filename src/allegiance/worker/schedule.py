@@ -21,6 +21,7 @@ def jobs() -> list[Job]:
     from allegiance.automation import tasks as automation_tasks
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.insight import tasks as insight_tasks
+    from allegiance.integration import tasks as integration_tasks
     from allegiance.ledger import tasks as ledger_tasks
     from allegiance.outbox import tasks as outbox_tasks
     from allegiance.recommendation import tasks as recommendation_tasks
@@ -47,10 +48,15 @@ def jobs() -> list[Job]:
         Job("segments", segment_tasks.refresh),
         Job("recommendation_model", recommendation_tasks.rebuild_stale),
         Job("automation_triggers", automation_tasks.scan_scheduled),
+        Job("data_erasures", integration_tasks.erase_shops),
         # hands the events every job above wrote to webhooks and automations
         Job("outbox", outbox_tasks.dispatch),
         # after the outbox: the runs its events started are executed in the same round, and
         # this round's events (and the webhook actions of those runs) go out in this round
         Job("automation_runs", automation_tasks.execute_due),
         Job("webhook_deliveries", webhook_tasks.deliver_due),
+        # retention: what is done with and older than its setting (docs/operations.md)
+        Job("outbox_retention", outbox_tasks.prune_dispatched),
+        Job("webhook_retention", webhook_tasks.prune_finished),
+        Job("integration_retention", integration_tasks.prune_deliveries),
     ]

@@ -7,10 +7,14 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from allegiance.config import get_settings
 from allegiance.db import get_engine, read_session
 from allegiance.integration.models import IntegrationDelivery
+from allegiance.kit.clock import utcnow
+from allegiance.worker.runner import run_all
 from tests.conftest import BASIC_PROGRAM, Api, apply_program, ledger_ok, new_tenant
 from tests.integration.platforms import SECRET, connect, counts, points, sample, shopify_post
 
@@ -323,19 +327,31 @@ def test_gdpr_data_request_and_customer_redact(
 
 
 def test_gdpr_shop_redact_erases_every_member(
-    api: Api, http: httpx.Client, tenant: tuple[str, str]
+    api: Api, http: httpx.Client, tenant: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(get_settings(), "job_batch_size", 2)  # several batches
     setup(api)
     customer = sample("shopify_customers_create.json")
     for customer_id in (1001, 1002, 1003):
         shopify_post(http, tenant[0], "customers/create", dict(customer, id=customer_id))
-    response = shopify_post(
-        http, tenant[0], "shop/redact", {"shop_id": 954889, "shop_domain": "example.myshopify.com"}
-    )
-    assert response.json()["status"] == "shop_erased"
-    assert response.json()["members_erased"] == 3
+    body = {"shop_id": 954889, "shop_domain": "example.myshopify.com"}
+    response = shopify_post(http, tenant[0], "shop/redact", body)
+    # answered at once; the erasure itself is the data_erasures job's
+    assert response.json()["status"] == "shop_erasure_started"
+    assert response.json()["members_to_erase"] == 3
+    request_id = response.json()["request_id"]
+    again = shopify_post(http, tenant[0], "shop/redact", body).json()
+    assert again["request_id"] == request_id  # one request while it runs
+    assert api.get("/v1/members/1001").json()["email"] is not None
+    found = api.get(f"/v1/integrations/shopify/data-requests/{request_id}").json()
+    assert (found["kind"], found["status"]) == ("shop_erasure", "in_progress")
+    counts = run_all(get_engine(), utcnow(), tenant[0])
+    assert counts["data_erasures"] == 3
     for customer_id in (1001, 1002, 1003):
         assert api.get(f"/v1/members/{customer_id}").json()["email"] is None
+    found = api.get(f"/v1/integrations/shopify/data-requests/{request_id}").json()
+    assert found["status"] == "completed"
+    assert run_all(get_engine(), utcnow(), tenant[0])["data_erasures"] == 0
 
 
 def test_unknown_topic_is_acknowledged(
