@@ -190,6 +190,16 @@ def order(order_id: str, member_id: str | None, *amounts: str, **extra: Any) -> 
     return body
 
 
+@pytest.fixture()
+def receiver() -> Iterator[Any]:
+    """A real HTTP server recording (and verifying) the webhooks it receives."""
+    from tests.webhook.receiver import Receiver
+
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

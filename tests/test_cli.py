@@ -25,10 +25,18 @@ from tests.conftest import IS_POSTGRES, TEST_URL
 DEMO_PROGRAM = Path(__file__).resolve().parents[1] / "src" / "allegiance" / "demo" / "program.yaml"
 
 
-def run(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    url: str, *args: str, timeout: float = 120, settings: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``allegiance ARGS --database-url URL``; ``settings`` sets (or, None, unsets) variables."""
     env = {k: v for k, v in os.environ.items() if k != "ALLEGIANCE_DATABASE_URL"}
     env["COLUMNS"] = "400"  # no wrapping of long lines by rich
     env["ALLEGIANCE_CLOCK_OVERRIDE"] = "false"
+    for name, value in (settings or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run(
         [sys.executable, "-m", "allegiance.cli", *args, "--database-url", url],
         capture_output=True,

@@ -5,9 +5,7 @@ with `allegiance secrets reencrypt`, and encryption can be turned off again."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -21,17 +19,11 @@ from allegiance.db import get_engine
 from allegiance.worker.runner import run_all
 from tests.conftest import BASIC_PROGRAM, TEST_URL, Api, apply_program, order
 from tests.integration.platforms import SECRET, connect, sample, shopify_post
+from tests.test_cli import run
 from tests.webhook.receiver import Receiver
 
 K1 = Fernet.generate_key().decode()
 K2 = Fernet.generate_key().decode()
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture()
@@ -46,18 +38,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 
 def cli(*args: str, keys: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ALLEGIANCE_SECRET_KEYS"}
-    if keys is not None:
-        env["ALLEGIANCE_SECRET_KEYS"] = keys
-    env["COLUMNS"] = "400"
-    return subprocess.run(
-        [sys.executable, "-m", "allegiance.cli", *args, "--database-url", TEST_URL],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run(TEST_URL, *args, settings={"ALLEGIANCE_SECRET_KEYS": keys})
 
 
 def raw(statement: str, **params: str) -> str:

@@ -88,6 +88,23 @@ def woo_post(
     return client.post(f"/integrations/woocommerce/{tenant_id}", content=raw, headers=headers)
 
 
+def shopify_post_live(
+    base_url: str, tenant_id: str, topic: str, raw: bytes, *, webhook_id: str | None = None
+) -> httpx.Response:
+    """A signed Shopify delivery to a live server (for tests of concurrent deliveries)."""
+    webhook_id = webhook_id or str(uuid.uuid4())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(raw),
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Event-Id": webhook_id,
+    }
+    return httpx.post(
+        f"{base_url}/integrations/shopify/{tenant_id}", content=raw, headers=headers, timeout=60
+    )
+
+
 def counts(tenant_id: str) -> tuple[int, int]:
     """(orders, refunds) booked for the tenant."""
     with read_session(get_engine()) as session:

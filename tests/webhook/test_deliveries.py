@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.conftest import BASIC_PROGRAM, Api, apply_program, order
 from tests.webhook.receiver import Receiver
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def at(seconds: float) -> datetime:

@@ -3,10 +3,7 @@ webhook endpoint that listens to ``*``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from allegiance.db import get_engine
 from allegiance.kit.clock import parse_timestamp
@@ -35,13 +32,6 @@ PROGRAM: dict[str, Any] = {
                     "steps": [{"key": "buy", "on": "order.completed", "count": 1}],
                     "reward": {"points": 10}}],
 }  # fmt: skip
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def written(api: Api) -> list[dict[str, Any]]:

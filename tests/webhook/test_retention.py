@@ -3,7 +3,6 @@ ids are deleted once older than their setting; nothing still in flight is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,13 +18,6 @@ from tests.conftest import BASIC_PROGRAM, Api, apply_program, order
 from tests.webhook.receiver import Receiver
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def days(n: float) -> datetime:

@@ -6,10 +6,8 @@ import json
 import threading
 import uuid
 
-import httpx
-
 from tests.conftest import BASIC_PROGRAM, Api, apply_program
-from tests.integration.platforms import connect, counts, points, sample, sign
+from tests.integration.platforms import connect, counts, points, sample, shopify_post_live
 
 
 def test_concurrent_deliveries_of_one_order_book_it_once(
@@ -25,19 +23,8 @@ def test_concurrent_deliveries_of_one_order_book_it_once(
     def deliver(index: int) -> None:
         # half repeat one delivery id, half are new deliveries of the same order
         webhook_id = same_webhook if index % 2 else str(uuid.uuid4())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": "orders/paid" if index % 3 else "orders/create",
-            "X-Shopify-Hmac-Sha256": sign(raw),
-            "X-Shopify-Webhook-Id": webhook_id,
-            "X-Shopify-Event-Id": webhook_id,
-        }
-        response = httpx.post(
-            f"{live_server}/integrations/shopify/{tenant[0]}",
-            content=raw,
-            headers=headers,
-            timeout=60,
-        )
+        topic = "orders/paid" if index % 3 else "orders/create"
+        response = shopify_post_live(live_server, tenant[0], topic, raw, webhook_id=webhook_id)
         assert response.status_code == 200, response.text
         with lock:
             statuses.append(response.json()["status"])

@@ -6,14 +6,19 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import BASIC_PROGRAM, Api, apply_program, ledger_ok
-from tests.integration.platforms import connect, counts, sample, shopify_post, sign
+from tests.integration.platforms import (
+    connect,
+    counts,
+    sample,
+    shopify_post,
+    shopify_post_live,
+)
 
 CUSTOMER = "115310627314723950"
 
@@ -59,21 +64,8 @@ def test_paid_and_cancelled_at_once_never_leave_a_live_order(
 
     def deliver(topic: str, body: dict[str, Any], barrier: threading.Barrier) -> None:
         raw = json.dumps(body).encode()
-        webhook_id = str(uuid.uuid4())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Shopify-Topic": topic,
-            "X-Shopify-Hmac-Sha256": sign(raw),
-            "X-Shopify-Webhook-Id": webhook_id,
-            "X-Shopify-Event-Id": webhook_id,
-        }
         barrier.wait()
-        response = httpx.post(
-            f"{live_server}/integrations/shopify/{tenant[0]}",
-            content=raw,
-            headers=headers,
-            timeout=60,
-        )
+        response = shopify_post_live(live_server, tenant[0], topic, raw)
         assert response.status_code == 200, response.text
 
     for n in range(rounds):
