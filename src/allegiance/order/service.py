@@ -6,10 +6,11 @@ an API call is a batch of one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -39,7 +40,14 @@ from allegiance.member import repository as members
 from allegiance.member.models import Member
 from allegiance.order import repository
 from allegiance.order.models import Order
-from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
+from allegiance.order.schemas import (
+    CartBase,
+    EventCreate,
+    ItemFields,
+    OrderFields,
+    OrderItem,
+    RefundCreate,
+)
 from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
 from allegiance.program.coalition import find_partner, partner_wallet
@@ -63,12 +71,23 @@ class PreparedOrder:
     subtotal_minor: int
     total_minor: int
     lines: list[Line]
-    context: dict[str, Any]
     payload: dict[str, Any]
     unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
     partner: str | None = None
     shipping_minor: int = 0
     tax_minor: int = 0
+    coupon_codes: list[str] = field(default_factory=list)
+    # builds the order's CEL view (``context``) when something first asks for it
+    build_context: Callable[[], dict[str, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @cached_property
+    def context(self) -> dict[str, Any]:
+        """The order as CEL sees it (``order``, ``account``, ``now``), built on first use:
+        most programs' rules never look at it."""
+        assert self.build_context is not None
+        return self.build_context()
 
 
 @dataclass
@@ -95,7 +114,7 @@ def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> 
 
 def prepare_order(
     program: CompiledProgram,
-    payload: CartBase,
+    payload: CartBase | OrderFields,
     *,
     order_id: str | None,
     now: datetime,
@@ -103,8 +122,10 @@ def prepare_order(
     stored: dict[str, Any] | None = None,
     partner: str | None = None,
 ) -> PreparedOrder:
-    """Check an order's money against the program currency and build its CEL context.
+    """Check an order's money against the program currency; its CEL context is built when
+    first needed (``PreparedOrder.context``).
 
+    ``payload`` is the parsed order (the API's model, or an import's ``OrderFields``).
     ``stored`` is the order as received (kept on the order); by default the parsed payload.
     ``partner`` is the partner of the calling key, if any: the order is booked as that
     partner's (a key of another scope may attribute the order with the ``partner`` field).
@@ -118,32 +139,20 @@ def prepare_order(
             f"orders must be in the program currency {program.currency}, got {currency}",
         )
     exponent = currency_exponent(currency)
-    for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
-        _check_money(getattr(payload, name), exponent, [loc_prefix, name])
+    # amounts an import read with no more places than the currency has are fine as they are
+    checked = isinstance(payload, OrderFields) and payload.money_places <= exponent
+    if not checked:
+        for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
+            _check_money(getattr(payload, name), exponent, [loc_prefix, name])
     lines: list[Line] = []
     unit_prices: list[Decimal | None] = []
-    items_ctx: list[dict[str, Any]] = []
-    for index, item in enumerate(payload.items):
-        _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
-        _check_money(item.amount, exponent, [loc_prefix, "items", index, "amount"])
+    items: Sequence[OrderItem | ItemFields] = payload.items
+    for index, item in enumerate(items):
+        if not checked:
+            _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
+            _check_money(item.amount, exponent, [loc_prefix, "items", index, "amount"])
         assert item.amount is not None
-        quantity = item.quantity
-        ctx = {
-            "sku": item.sku,
-            "name": item.name or "",
-            "category": item.category or "",
-            "labels": list(item.labels),
-            "quantity": _whole_or_float(quantity),
-            "unit_price": float(
-                item.unit_price
-                if item.unit_price is not None
-                else (item.amount / quantity if quantity else 0)
-            ),
-            "amount": float(item.amount),
-            "attributes": item.attributes,
-        }
-        items_ctx.append(ctx)
-        lines.append(Line(amount=item.amount, quantity=quantity, context=ctx))
+        lines.append(Line(item.amount, item.quantity, build=partial(_item_context, item)))
         unit_prices.append(item.unit_price)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     if payload.total is not None:
@@ -154,12 +163,73 @@ def prepare_order(
             Decimal(0),
         )
     placed_at = as_utc(payload.placed_at) if payload.placed_at else now
-    context = {
+
+    def build_context() -> dict[str, Any]:
+        return _cart_context(
+            payload, order_id, placed_at, currency, lines, subtotal, total, partner, now
+        )
+
+    return PreparedOrder(
+        order_id=order_id or "",
+        member_id=payload.member_id,
+        placed_at=placed_at,
+        subtotal_minor=to_minor(subtotal, exponent),
+        total_minor=to_minor(total, exponent),
+        lines=lines,
+        payload=stored if stored is not None else _as_stored(payload),
+        unit_prices=unit_prices,
+        partner=partner,
+        shipping_minor=to_minor(payload.shipping_amount, exponent),
+        tax_minor=to_minor(payload.tax_amount, exponent),
+        coupon_codes=list(payload.coupon_codes),
+        build_context=build_context,
+    )
+
+
+def _as_stored(payload: CartBase | OrderFields) -> dict[str, Any]:
+    # an import passes the order as it read it; the API keeps its parsed body
+    assert isinstance(payload, CartBase), "orders parsed by plain_order come with stored"
+    return payload.model_dump(mode="json", exclude_none=True)
+
+
+def _item_context(item: OrderItem | ItemFields) -> dict[str, Any]:
+    """One line as CEL sees it (``item``)."""
+    assert item.amount is not None
+    quantity = item.quantity
+    return {
+        "sku": item.sku,
+        "name": item.name or "",
+        "category": item.category or "",
+        "labels": list(item.labels),
+        "quantity": _whole_or_float(quantity),
+        "unit_price": float(
+            item.unit_price
+            if item.unit_price is not None
+            else (item.amount / quantity if quantity else 0)
+        ),
+        "amount": float(item.amount),
+        "attributes": item.attributes,
+    }
+
+
+def _cart_context(
+    payload: CartBase | OrderFields,
+    order_id: str | None,
+    placed_at: datetime,
+    currency: str,
+    lines: list[Line],
+    subtotal: Decimal,
+    total: Decimal,
+    partner: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The order as CEL sees it; its ``items`` are the lines' own contexts."""
+    return {
         "order": {
             "id": order_id or "",
             "placed_at": placed_at,
             "currency": currency,
-            "items": items_ctx,
+            "items": [line.context for line in lines],
             "subtotal": float(subtotal),
             "total": float(total),
             "shipping_amount": float(payload.shipping_amount),
@@ -175,22 +245,6 @@ def prepare_order(
         "account": b2b.account_context(None),
         "now": now,
     }
-    return PreparedOrder(
-        order_id=order_id or "",
-        member_id=payload.member_id,
-        placed_at=placed_at,
-        subtotal_minor=to_minor(subtotal, exponent),
-        total_minor=to_minor(total, exponent),
-        lines=lines,
-        context=context,
-        payload=stored
-        if stored is not None
-        else payload.model_dump(mode="json", exclude_none=True),
-        unit_prices=unit_prices,
-        partner=partner,
-        shipping_minor=to_minor(payload.shipping_amount, exponent),
-        tax_minor=to_minor(payload.tax_amount, exponent),
-    )
 
 
 def _brand(payload: dict[str, Any]) -> str | None:
@@ -200,7 +254,10 @@ def _brand(payload: dict[str, Any]) -> str | None:
 
 
 def _order_partner(
-    program: CompiledProgram, payload: CartBase, key_partner: str | None, loc_prefix: str
+    program: CompiledProgram,
+    payload: CartBase | OrderFields,
+    key_partner: str | None,
+    loc_prefix: str,
 ) -> str | None:
     """The partner an order is booked for: the calling key's, else the ``partner`` field."""
     if key_partner is not None:
@@ -225,7 +282,9 @@ def _order_partner(
     return payload.partner
 
 
-def _check_brand(program: CompiledProgram, payload: CartBase, loc_prefix: str) -> None:
+def _check_brand(
+    program: CompiledProgram, payload: CartBase | OrderFields, loc_prefix: str
+) -> None:
     brands = program.program.brands
     if brands and payload.brand is not None and all(b.key != payload.brand for b in brands):
         raise invalid(
@@ -506,9 +565,13 @@ def _evaluate(
 ) -> Evaluation:
     if member is None:
         return Evaluation()
-    context = _order_context(
-        program, prepared, member, stats, held, holder_, membership, extra_perks, badges,
-        segments,
+    context = (
+        _order_context(
+            program, prepared, member, stats, held, holder_, membership, extra_perks, badges,
+            segments,
+        )
+        if "order.completed" in program.context_events
+        else {}  # no rule looks at it
     )  # fmt: skip
     return evaluate(
         program,

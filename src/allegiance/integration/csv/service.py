@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session
 from allegiance.db import read_session, refresh_statistics, write_session
 from allegiance.errors import DomainError, ValidationFailed
 from allegiance.integration.csv.reader import Record, read_records
+from allegiance.kit.collector import bulk_work
 from allegiance.member.schemas import MemberUpsert
 from allegiance.member.service import upsert_member
 from allegiance.order import repository as orders_repo
-from allegiance.order.schemas import EventCreate, OrderCreate, RefundCreate
+from allegiance.order.schemas import EventCreate, OrderCreate, RefundCreate, plain_order
 from allegiance.order.service import (
     PreparedOrder,
     book_orders,
@@ -103,21 +104,22 @@ def import_orders(
     rejects = _Rejects(rejected_path(path))
     flushed = 0
     try:
-        batch: list[tuple[Record, PreparedOrder]] = []
-        for record in _counted(read_records(path, "orders"), report, progress):
-            prepared = _prepare(program, record, now, rejects)
-            if prepared is None:
-                continue
-            batch.append((record, prepared))
-            if len(batch) >= batch_size:
+        with bulk_work():
+            batch: list[tuple[Record, PreparedOrder]] = []
+            for record in _counted(read_records(path, "orders"), report, progress):
+                prepared = _prepare(program, record, now, rejects)
+                if prepared is None:
+                    continue
+                batch.append((record, prepared))
+                if len(batch) >= batch_size:
+                    _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+                    batch = []
+                    flushed += 1
+                    if flushed in (1, 8, 64):  # the tables grow by orders of magnitude
+                        refresh_statistics(engine, STATISTICS_TABLES)
+            if batch:
                 _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
-                batch = []
-                flushed += 1
-                if flushed in (1, 8, 64):  # the tables grow by orders of magnitude
-                    refresh_statistics(engine, STATISTICS_TABLES)
-        if batch:
-            _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
-        refresh_statistics(engine, STATISTICS_TABLES)
+            refresh_statistics(engine, STATISTICS_TABLES)
     finally:
         rejects.close()
     report.rejected = rejects.count
@@ -142,7 +144,8 @@ def _prepare(
         rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
         return None
     try:
-        payload = OrderCreate.model_validate(record.data)
+        # the plain common case without the model; anything else (and every error) through it
+        payload = plain_order(record.data) or OrderCreate.model_validate(record.data)
         return prepare_order(
             program,
             payload,
