@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance.db import read_session, refresh_statistics, write_session
+from allegiance.db import bulk_connection, read_session, refresh_statistics, write_session
 from allegiance.errors import DomainError, ValidationFailed
 from allegiance.integration.csv.reader import Record, read_records
 from allegiance.kit.collector import bulk_work
@@ -104,7 +104,7 @@ def import_orders(
     rejects = _Rejects(rejected_path(path))
     flushed = 0
     try:
-        with bulk_work():
+        with bulk_work(), bulk_connection(engine) as conn:
             batch: list[tuple[Record, PreparedOrder]] = []
             for record in _counted(read_records(path, "orders"), report, progress):
                 prepared = _prepare(program, record, now, rejects)
@@ -112,13 +112,13 @@ def import_orders(
                     continue
                 batch.append((record, prepared))
                 if len(batch) >= batch_size:
-                    _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+                    _flush(conn, tenant_id, program, batch, now, report, rejects, emit_events)
                     batch = []
                     flushed += 1
                     if flushed in (1, 8, 64):  # the tables grow by orders of magnitude
                         refresh_statistics(engine, STATISTICS_TABLES)
             if batch:
-                _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
+                _flush(conn, tenant_id, program, batch, now, report, rejects, emit_events)
             refresh_statistics(engine, STATISTICS_TABLES)
     finally:
         rejects.close()
@@ -160,7 +160,7 @@ def _prepare(
 
 
 def _flush(
-    engine: Engine,
+    engine: Engine | Connection,
     tenant_id: str,
     program: CompiledProgram,
     batch: list[tuple[Record, PreparedOrder]],
@@ -188,7 +188,7 @@ def _flush(
 
 
 def _book(
-    engine: Engine,
+    engine: Engine | Connection,
     tenant_id: str,
     program: CompiledProgram,
     items: list[tuple[Record, PreparedOrder]],
