@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -228,8 +229,6 @@ _converters: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
 
 
 def _converter(column: Any, dialect: str) -> Any:
-    from datetime import UTC
-
     from sqlalchemy import JSON
 
     from allegiance.kit.orm import UTCDateTime
@@ -245,8 +244,11 @@ def _converter(column: Any, dialect: str) -> Any:
                     return None
                 text = seen.get(value)
                 if text is None:
-                    utc = value.astimezone(UTC) if value.tzinfo is not None else value
-                    text = utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    text = (
+                        value.astimezone(UTC).strftime(SQLITE_TIMESTAMP)
+                        if value.tzinfo is not None
+                        else value.strftime(SQLITE_TIMESTAMP)
+                    )
                     if len(seen) > 10_000:
                         seen.clear()
                     seen[value] = text
@@ -259,10 +261,39 @@ def _converter(column: Any, dialect: str) -> Any:
 
         if dialect == "sqlite":
             return lambda value: None if value is None else orjson.dumps(value).decode()
-        from psycopg.types.json import Jsonb
-
-        return lambda value: None if value is None else Jsonb(value)
+        return _jsonb
     return None
+
+
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return None if value is None else Jsonb(value)
+
+
+def _copy_json(value: Any) -> Any:
+    """A JSON value for ``COPY``: its text, encoded by orjson (the server parses it into the
+    same jsonb as ``Jsonb``'s ``json.dumps`` text); what orjson refuses (an integer beyond 64
+    bits) goes the ``Jsonb`` way."""
+    import orjson
+
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _jsonb(value)
+
+
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's DATETIME text on SQLite
+
+
+def sqlite_timestamp(value: datetime | None) -> str | None:
+    """A datetime as the text ``UTCDateTime`` stores on SQLite (ordered as text)."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return utc.strftime(SQLITE_TIMESTAMP)
 
 
 def bulk_insert(
@@ -280,9 +311,29 @@ def bulk_insert(
     """
     if not rows:
         return
+    from operator import itemgetter
+
+    columns = tuple(rows[0].keys())
+    getter = itemgetter(*columns)
+    values = (
+        [getter(row) for row in rows] if len(columns) > 1 else [(row[columns[0]],) for row in rows]
+    )
+    bulk_insert_values(session, table, columns, values, skip_conflicts_on=skip_conflicts_on)
+
+
+def bulk_insert_values(
+    session: Session,
+    table: Any,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    skip_conflicts_on: tuple[str, ...] | None = None,
+) -> None:
+    """``bulk_insert`` for rows given as tuples in ``columns`` order (no dict per row)."""
+    if not rows:
+        return
     conn = session.connection()
     dialect = conn.dialect.name
-    columns = tuple(rows[0].keys())
     key = (table.name, dialect, columns)
     converters = _converters.get(key)
     if converters is None:
@@ -299,19 +350,15 @@ def bulk_insert(
     if skip_conflicts_on:
         # same syntax on SQLite (3.24+) and Postgres
         sql += f" ON CONFLICT ({', '.join(skip_conflicts_on)}) DO NOTHING"
-    from operator import itemgetter
-
-    getter = itemgetter(*columns)
     convert = [(i, fn) for i, fn in enumerate(converters) if fn is not None]
+    params: list[Any] = rows
     if convert:
         params = []
         for row in rows:
-            values = list(getter(row))
+            values = list(row)
             for i, fn in convert:
                 values[i] = fn(values[i])
             params.append(tuple(values))
-    else:
-        params = [getter(row) for row in rows]
     conn.exec_driver_sql(sql, params)
 
 
@@ -323,29 +370,29 @@ def _copy_rows(
     table: str,
     columns: tuple[str, ...],
     converters: list[Any],
-    rows: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
 ) -> None:
     """Postgres ``COPY ... FROM STDIN``: one statement for the whole batch, rows encoded by the
     driver in C instead of an ``executemany`` that handles each row in Python. A duplicate key
     raises the same ``IntegrityError`` as an INSERT would."""
-    from operator import itemgetter
-
     import psycopg
     from sqlalchemy.exc import IntegrityError
 
-    getter = itemgetter(*columns)
-    convert = [(i, fn) for i, fn in enumerate(converters) if fn is not None]
+    convert = [
+        (i, _copy_json if fn is _jsonb else fn) for i, fn in enumerate(converters) if fn is not None
+    ]
     sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     driver = conn.connection.driver_connection
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
-                values = getter(row) if len(columns) > 1 else (getter(row),)
                 if convert:
-                    values = list(values)
+                    values = list(row)
                     for i, fn in convert:
                         values[i] = fn(values[i])
-                copy.write_row(values)
+                    copy.write_row(values)
+                else:
+                    copy.write_row(row)
     except psycopg.IntegrityError as exc:
         raise IntegrityError(sql, None, exc) from exc
 

@@ -663,34 +663,23 @@ def book_orders(
         session, tenant_id=tenant_id, program=program, members_=list(locked.values()), now=now
     )
     rows = [
-        {
-            "tenant_id": tenant_id,
-            "order_id": o.order_id,
-            "member_id": o.member_id,
-            "account_id": _pooled_account(holders, o.member_id),
-            "placed_at": o.placed_at,
-            "currency": program.currency,
-            "subtotal_minor": o.subtotal_minor,
-            "total_minor": o.total_minor,
-            "refunded_minor": 0,
-            "status": "completed",
-            "program_version": program.version,
-            "payload": o.payload,
-            "created_at": now,
-            "partner": o.partner,
-            "brand": _brand(o.payload),
-        }
+        (
+            tenant_id, o.order_id, o.member_id, _pooled_account(holders, o.member_id),
+            o.placed_at, program.currency, o.subtotal_minor, o.total_minor, 0, "completed",
+            program.version, o.payload, now, o.partner, _brand(o.payload),
+        )
         for o in orders
-    ]
+    ]  # fmt: skip
     if len(rows) == 1:
-        if not repository.insert_order_if_new(session, rows[0]):
+        row = dict(zip(repository.ORDER_COLUMNS, rows[0], strict=True))
+        if not repository.insert_order_if_new(session, row):
             raise AlreadyBooked(
-                f"order {rows[0]['order_id']!r} is already booked",
+                f"order {row['order_id']!r} is already booked",
                 code="order_already_booked",
                 errors=[{"loc": ["body", "id"], "msg": "an order with this id exists"}],
             )
     else:
-        repository.insert_orders(session, rows)
+        repository.insert_order_values(session, rows)
     rules = program.rules_by_event.get("order.completed", ())
     keys = [
         k
@@ -728,13 +717,27 @@ def book_orders(
     credits: list[Credit] = []
     stats: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
+    # worked out once per batch rather than per order (an import books thousands at once)
+    has_promotions = bool(program.program.promotions)
+    is_engaged = engaged(program.program)
+    pending_for = {key: timedelta(days=float(w.pending_days)) for key, w in wallets.items()}
+    funded: dict[str | None, str | None] = {}  # partner -> the wallet it funds
+    expiries: dict[tuple[str, datetime], datetime | None] = {}
     for o in orders:
         member = locked.get(o.member_id) if o.member_id else None
-        running = stats.get(member.member_id) if member is not None else None
-        holder_ = holders.get(member.member_id) if member is not None else None
+        if member is not None:
+            mid = member.member_id
+            running = stats.get(mid)
+            holder_ = holders.get(mid)
+            membership = plans.get(mid)
+            member_perks: Sequence[str] = perks.get(mid, ())
+            member_badges: Sequence[str] = held_badges.get(mid, ())
+            member_segments: Sequence[str] = held_segments.get(mid, ())
+        else:
+            running = holder_ = membership = None
+            member_perks = member_badges = member_segments = ()
         owner = holder_.owner if holder_ is not None else None
         held = book.held(owner, o.placed_at) if book and owner else NO_TIER
-        membership = plans.get(member.member_id) if member is not None else None
         booking = Booking(
             order=o,
             evaluation=_evaluate(
@@ -746,13 +749,13 @@ def book_orders(
                 held,
                 holder_,
                 membership,
-                perks.get(member.member_id, ()) if member is not None else (),
-                held_badges.get(member.member_id, ()) if member is not None else (),
-                held_segments.get(member.member_id, ()) if member is not None else (),
+                member_perks,
+                member_badges,
+                member_segments,
             ),
             owner=owner,
         )
-        if program.program.promotions:
+        if has_promotions:
             booking.promotion_effects = promotions.book(
                 session,
                 tenant_id=tenant_id,
@@ -766,9 +769,9 @@ def book_orders(
                     held,
                     holder_,
                     membership,
-                    perks.get(member.member_id, ()) if member is not None else (),
-                    held_badges.get(member.member_id, ()) if member is not None else (),
-                    held_segments.get(member.member_id, ()) if member is not None else (),
+                    member_perks,
+                    member_badges,
+                    member_segments,
                 ),
                 usage=usage,
             )
@@ -785,10 +788,11 @@ def book_orders(
             effect = book.reassess(owner, at=o.placed_at, reason="qualified", source_id=o.order_id)
             if effect is not None:
                 booking.tier_effects.append(effect)
-        funded_wallet = _partner_wallet(program, o.partner)
+        if o.partner not in funded:
+            funded[o.partner] = _partner_wallet(program, o.partner)
+        funded_wallet = funded[o.partner]
         for share in booking.evaluation.shares:
-            wallet = wallets[share.wallet]
-            available = o.placed_at + timedelta(days=float(wallet.pending_days))
+            available = o.placed_at + pending_for[share.wallet]
             booking.credits.append(
                 Credit(
                     member_id=o.member_id or "",
@@ -810,19 +814,23 @@ def book_orders(
         credits.extend(booking.credits)
         bookings.append(booking)
         if member is not None:
-            s = stats.setdefault(member.member_id, _stats_of(member))
+            s = running if running is not None else stats.setdefault(mid, _stats_of(member))
             s["orders_count"] += 1
             s["spend_minor"] += o.total_minor
-            s["first_order_at"] = min(filter(None, [s["first_order_at"], o.placed_at]))
-            s["last_order_at"] = max(filter(None, [s["last_order_at"], o.placed_at]))
+            # the earliest and latest order (on a tie the one already there stays)
+            placed = o.placed_at
+            if s["first_order_at"] is None or placed < s["first_order_at"]:
+                s["first_order_at"] = placed
+            if s["last_order_at"] is None or placed > s["last_order_at"]:
+                s["last_order_at"] = placed
             if holder_ is not None and holder_.pooled and holder_.account is not None:
                 # the pooled wallet's lots belong to the account: its clock, not the member's
-                _touch(program, s, o.placed_at, [], now)
+                _touch(program, s, o.placed_at, [], now, expiries)
                 a = account_stats.setdefault(holder_.owner_id, _account_stats(holder_))
-                _touch(program, a, o.placed_at, booking.credits, now)
+                _touch(program, a, o.placed_at, booking.credits, now, expiries)
             else:
-                _touch(program, s, o.placed_at, booking.credits, now)
-            if engaged(program.program):
+                _touch(program, s, o.placed_at, booking.credits, now, expiries)
+            if is_engaged:
                 context = _order_context(
                     program, o, member, s, held, holder_, membership,
                     perks.get(member.member_id, ()), (), held_segments.get(member.member_id, ()),
@@ -844,7 +852,7 @@ def book_orders(
                     set(held_badges.get(member.member_id, ()))
                     | {e["badge"] for e in outcome.effects if e["type"] == "badge_awarded"}
                 )
-                _touch(program, s, o.placed_at, outcome.credits, now)
+                _touch(program, s, o.placed_at, outcome.credits, now, expiries)
         if emit_events:
             events.append(
                 outbox.event_row(
@@ -955,12 +963,26 @@ def _touch(
     activity_at: datetime,
     credits: list[Credit],
     now: datetime,
+    expiries: dict[tuple[str, datetime], datetime | None] | None = None,
 ) -> None:
-    """Record activity and bring ``settle_at`` forward to the next lot event it causes."""
-    s["last_activity_at"] = max(filter(None, [s["last_activity_at"], activity_at]))
-    moments = [s["settle_at"], ledger.inactivity_deadline(program.program, s["last_activity_at"])]
+    """Record activity and bring ``settle_at`` forward to the next lot event it causes.
+    ``expiries`` remembers the wallets' expiry of a lot per activation time (a batch's
+    orders share their days)."""
+    last = s["last_activity_at"]
+    if last is None or activity_at > last:  # on a tie the moment already there stays
+        last = s["last_activity_at"] = activity_at
+    moments = [s["settle_at"], ledger.inactivity_deadline(program.program, last)]
     for c in credits:
-        moment = c.available_at if c.available_at > now else _expiry(program, c)
+        if c.available_at > now:
+            moment: datetime | None = c.available_at
+        elif expiries is None:
+            moment = _expiry(program, c)
+        else:
+            key = (c.wallet, c.available_at)
+            if key in expiries:
+                moment = expiries[key]
+            else:
+                moment = expiries[key] = _expiry(program, c)
         if moment is not None and moment > now:  # an earlier expiry was booked with the lot
             moments.append(moment)
     present = [m for m in moments if m is not None]
