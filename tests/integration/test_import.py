@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from allegiance.cli import app as cli_app
@@ -205,6 +206,7 @@ def test_import_orders_csv(
     assert report.rejected_file == str(rejected_path(path))
     rejects = read_rejects(path)
     assert {r["line"]: len(r["errors"]) > 0 for r in rejects} == dict.fromkeys(BAD_LINES, True)
+    assert [r["line"] for r in rejects] == sorted(BAD_LINES)  # in the file's order
     for r in rejects:
         assert all(e["msg"] for e in r["errors"]), r
     by_line = {r["line"]: r for r in rejects}
@@ -433,3 +435,19 @@ def test_import_events_and_refunds_through_the_cli(
     assert result.exit_code == 0, result.output
     assert "events: read 1, booked 1" in result.output
     assert api.get("/v1/members/m1").json()["balances"]["points"]["active"] == 40
+
+
+def test_the_bulk_connection_gives_sqlite_settings_back() -> None:
+    """An import's connection checkpoints the WAL less often only while the import runs."""
+    from allegiance.db import BULK_SQLITE_PRAGMAS, bulk_connection
+
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    with bulk_connection(engine) as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        during = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    after = dbapi.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert during == BULK_SQLITE_PRAGMAS["wal_autocheckpoint"]
+    assert after == 1000  # SQLite's default, as the engine's connections have it

@@ -390,7 +390,7 @@ def evaluate_codes(
 
 
 def _codes(cart: PreparedOrder) -> list[str]:
-    return [str(c) for c in cart.context["order"].get("coupon_codes") or []]
+    return [str(c) for c in cart.coupon_codes]
 
 
 def _take(

@@ -84,8 +84,9 @@ def credit(
     for c in credits:
         by_wallet[(c.wallet, c.owner_type)].append(c)
     deltas: dict[int, tuple[int, int]] = {}
-    transfer_rows: list[dict[str, Any]] = []
-    lot_rows: list[dict[str, Any]] = []
+    # rows as tuples in the repository's column order (an import books ~100,000 at once)
+    transfer_rows: list[tuple[Any, ...]] = []
+    lot_rows: list[tuple[Any, ...]] = []
     debt_netting: list[tuple[int, int]] = []  # (account id, amount) of active credits
     for (wallet_key, owner_type), items in sorted(by_wallet.items()):
         wallet = program.wallets[wallet_key]
@@ -96,6 +97,7 @@ def credit(
             session, tenant_id, wallet_key, owner_type, [c.holder for c in items]
         )
         expired_account: int | None = None  # looked up once per wallet, when needed
+        expiries: dict[datetime, datetime | None] = {}  # the wallet's policy, per activation
         for c in items:
             if c.amount_minor <= 0:
                 continue
@@ -110,7 +112,12 @@ def credit(
             is_pending = c.available_at > now
             expires = c.expires_at
             if expires is None and not is_pending:
-                expires = expiry_for(wallet, program.timezone, c.available_at)
+                if c.available_at in expiries:
+                    expires = expiries[c.available_at]
+                else:
+                    expires = expiries[c.available_at] = expiry_for(
+                        wallet, program.timezone, c.available_at
+                    )
             # history older than its own expiry (an import): earned and expired in one go
             expired_already = not is_pending and expires is not None and expires <= now
             posted, pending = deltas.get(account, (0, 0))
@@ -124,27 +131,13 @@ def credit(
                 booked.posted[wallet_key] += c.amount_minor
                 debt_netting.append((account, c.amount_minor))
             transfer_rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "wallet": wallet_key,
-                    "debit_account_id": source,
-                    "credit_account_id": account,
-                    "amount_minor": c.amount_minor,
-                    "code": c.code,
-                    "phase": "pending" if is_pending else "posted",
-                    "pending_id": None,
-                    "member_id": c.member_id,
-                    "order_id": c.order_id,
-                    "source_type": c.source_type,
-                    "source_id": c.source_id,
-                    "rule": c.rule,
-                    "reason": c.reason,
-                    "lot_id": None,
-                    "idem_key": c.idem_key,
-                    "effective_at": c.effective_at,
-                    "partner": c.partner,
-                }
-            )
+                (
+                    tenant_id, wallet_key, source, account, c.amount_minor, c.code,
+                    "pending" if is_pending else "posted", None, c.member_id, c.order_id,
+                    c.source_type, c.source_id, c.rule, c.reason, None, c.idem_key,
+                    c.effective_at, c.partner,
+                )
+            )  # fmt: skip
             if expired_already:
                 assert expires is not None
                 if expired_account is None:
@@ -152,57 +145,37 @@ def credit(
                         session, tenant_id, wallet_key, "expired"
                     )
                 transfer_rows.append(
-                    _transfer(
-                        tenant_id,
-                        wallet_key,
-                        account,
-                        expired_account,
-                        c.amount_minor,
-                        "expire",
-                        "posted",
-                        c.member_id,
-                        c.order_id,
-                        "expiry",
-                        c.idem_key,
-                        f"expire/{c.idem_key}",
-                        expires,
-                        rule=c.rule,
+                    (
+                        tenant_id, wallet_key, account, expired_account, c.amount_minor,
+                        "expire", "posted", None, c.member_id, c.order_id, "expiry", c.idem_key,
+                        c.rule, None, None, f"expire/{c.idem_key}", expires, None,
                     )
-                )
+                )  # fmt: skip
             lot_rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "wallet": wallet_key,
-                    "account_id": account,
-                    "member_id": c.member_id,
-                    "status": "closed"
-                    if expired_already
-                    else ("pending" if is_pending else "active"),
-                    "amount_minor": c.amount_minor,
-                    "remaining_minor": 0 if expired_already else c.amount_minor,
-                    "available_at": c.available_at,
-                    "expires_at": expires,
-                    "order_id": c.order_id,
-                    "transfer_id": None,
-                    "rule": c.rule,
-                    "notified_at": None,
-                    "created_at": c.effective_at,
-                }
-            )
+                (
+                    tenant_id, wallet_key, account, c.member_id,
+                    "closed" if expired_already else ("pending" if is_pending else "active"),
+                    c.amount_minor, 0 if expired_already else c.amount_minor, c.available_at,
+                    expires, c.order_id, c.rule, None, c.effective_at,
+                )
+            )  # fmt: skip
     # the lot points at its transfer (a later activation or void names the transfer)
-    transfer_ids = repository.insert_transfers(session, transfer_rows)
+    transfer_ids = repository.insert_transfer_values(session, transfer_rows)
     earn_ids = [
         transfer_id
         for row, transfer_id in zip(transfer_rows, transfer_ids, strict=True)
-        if row["code"] != "expire"
+        if row[_CODE] != "expire"
     ]
-    for row, transfer_id in zip(lot_rows, earn_ids, strict=True):
-        row["transfer_id"] = transfer_id
-    repository.insert_lots(session, lot_rows)
+    repository.insert_lot_values(
+        session, [(*row, transfer_id) for row, transfer_id in zip(lot_rows, earn_ids, strict=True)]
+    )
     repository.add_balances(session, deltas)
     if debt_netting:
         _net_debt(session, {a for a, _ in debt_netting})
     return booked
+
+
+_CODE = repository.TRANSFER_COLUMNS.index("code")
 
 
 def _net_debt(session: Session, account_ids: set[int]) -> None:

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, literal_column, select, text, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert, dialect_insert, is_postgres
+from allegiance.db import bulk_insert, dialect_insert, is_postgres, sqlite_timestamp
 from allegiance.member.models import Member
 
 
@@ -179,6 +179,22 @@ def update_stats(session: Session, rows: list[dict[str, Any]]) -> None:
         columns = {name: [r[name] for r in rows] for name in _STATS_COLUMNS}
         session.connection().execute(_UPDATE_STATS_PG, {"tid": rows[0]["tid"], **columns})
         return
+    if len(rows) > 1 and not is_postgres(session):
+        # straight to the driver: the statement's per-row parameter handling cost more than
+        # the updates themselves (imports update a batch's members at once)
+        stamp = sqlite_timestamp
+        session.connection().exec_driver_sql(
+            _UPDATE_STATS_SQLITE,
+            [
+                (
+                    r["orders_count"], r["spend_minor"], stamp(r["first_order_at"]),
+                    stamp(r["last_order_at"]), stamp(r["last_activity_at"]),
+                    stamp(r["settle_at"]), r["tid"], r["mid"],
+                )
+                for r in rows
+            ],
+        )  # fmt: skip
+        return
     session.connection().execute(_UPDATE_STATS, rows)
 
 
@@ -200,6 +216,11 @@ _UPDATE_STATS_PG = text(
 )
 
 
+_UPDATE_STATS_SQLITE = (
+    "UPDATE members SET orders_count = ?, spend_minor = ?, first_order_at = ?, "
+    "last_order_at = ?, last_activity_at = ?, settle_at = ? "
+    "WHERE tenant_id = ? AND member_id = ?"
+)
 _UPDATE_STATS = (
     update(_MEMBERS)
     .where(_MEMBERS.c.tenant_id == bindparam("tid"), _MEMBERS.c.member_id == bindparam("mid"))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from allegiance.db import bulk_insert, dialect_insert, is_postgres
+from allegiance.db import bulk_insert_values, dialect_insert, is_postgres
 from allegiance.order.models import Event, Order, Refund
 
 
@@ -26,9 +26,17 @@ def existing_order_ids(session: Session, tenant_id: str, order_ids: Sequence[str
     return found
 
 
-def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        bulk_insert(session, Order.__table__, rows)
+# column order of order rows given as tuples (``insert_order_values``)
+ORDER_COLUMNS = (
+    "tenant_id", "order_id", "member_id", "account_id", "placed_at", "currency",
+    "subtotal_minor", "total_minor", "refunded_minor", "status", "program_version", "payload",
+    "created_at", "partner", "brand",
+)  # fmt: skip
+
+
+def insert_order_values(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Orders as tuples in ``ORDER_COLUMNS`` order (a batch: no dict per order)."""
+    bulk_insert_values(session, Order.__table__, ORDER_COLUMNS, rows)
 
 
 _insert_if_new: dict[tuple[str, tuple[str, ...]], Any] = {}

@@ -6,10 +6,11 @@ an API call is a batch of one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -40,7 +41,14 @@ from allegiance.member import repository as members
 from allegiance.member.models import Member
 from allegiance.order import repository
 from allegiance.order.models import Order
-from allegiance.order.schemas import CartBase, EventCreate, RefundCreate
+from allegiance.order.schemas import (
+    CartBase,
+    EventCreate,
+    ItemFields,
+    OrderFields,
+    OrderItem,
+    RefundCreate,
+)
 from allegiance.outbox import service as outbox
 from allegiance.pricing import cart as pricing
 from allegiance.program.coalition import find_partner, partner_wallet
@@ -64,12 +72,23 @@ class PreparedOrder:
     subtotal_minor: int
     total_minor: int
     lines: list[Line]
-    context: dict[str, Any]
     payload: dict[str, Any]
     unit_prices: list[Decimal | None] = field(default_factory=list)  # as sent, per line
     partner: str | None = None
     shipping_minor: int = 0
     tax_minor: int = 0
+    coupon_codes: list[str] = field(default_factory=list)
+    # builds the order's CEL view (``context``) when something first asks for it
+    build_context: Callable[[], dict[str, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @cached_property
+    def context(self) -> dict[str, Any]:
+        """The order as CEL sees it (``order``, ``account``, ``now``), built on first use:
+        most programs' rules never look at it."""
+        assert self.build_context is not None
+        return self.build_context()
 
 
 @dataclass
@@ -96,7 +115,7 @@ def _check_money(value: Decimal | None, exponent: int, loc: list[str | int]) -> 
 
 def prepare_order(
     program: CompiledProgram,
-    payload: CartBase,
+    payload: CartBase | OrderFields,
     *,
     order_id: str | None,
     now: datetime,
@@ -104,8 +123,10 @@ def prepare_order(
     stored: dict[str, Any] | None = None,
     partner: str | None = None,
 ) -> PreparedOrder:
-    """Check an order's money against the program currency and build its CEL context.
+    """Check an order's money against the program currency; its CEL context is built when
+    first needed (``PreparedOrder.context``).
 
+    ``payload`` is the parsed order (the API's model, or an import's ``OrderFields``).
     ``stored`` is the order as received (kept on the order); by default the parsed payload.
     ``partner`` is the partner of the calling key, if any: the order is booked as that
     partner's (a key of another scope may attribute the order with the ``partner`` field).
@@ -119,32 +140,20 @@ def prepare_order(
             f"orders must be in the program currency {program.currency}, got {currency}",
         )
     exponent = currency_exponent(currency)
-    for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
-        _check_money(getattr(payload, name), exponent, [loc_prefix, name])
+    # amounts an import read with no more places than the currency has are fine as they are
+    checked = isinstance(payload, OrderFields) and payload.money_places <= exponent
+    if not checked:
+        for name in ("shipping_amount", "tax_amount", "discount_amount", "total"):
+            _check_money(getattr(payload, name), exponent, [loc_prefix, name])
     lines: list[Line] = []
     unit_prices: list[Decimal | None] = []
-    items_ctx: list[dict[str, Any]] = []
-    for index, item in enumerate(payload.items):
-        _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
-        _check_money(item.amount, exponent, [loc_prefix, "items", index, "amount"])
+    items: Sequence[OrderItem | ItemFields] = payload.items
+    for index, item in enumerate(items):
+        if not checked:
+            _check_money(item.unit_price, exponent, [loc_prefix, "items", index, "unit_price"])
+            _check_money(item.amount, exponent, [loc_prefix, "items", index, "amount"])
         assert item.amount is not None
-        quantity = item.quantity
-        ctx = {
-            "sku": item.sku,
-            "name": item.name or "",
-            "category": item.category or "",
-            "labels": list(item.labels),
-            "quantity": _whole_or_float(quantity),
-            "unit_price": float(
-                item.unit_price
-                if item.unit_price is not None
-                else (item.amount / quantity if quantity else 0)
-            ),
-            "amount": float(item.amount),
-            "attributes": item.attributes,
-        }
-        items_ctx.append(ctx)
-        lines.append(Line(amount=item.amount, quantity=quantity, context=ctx))
+        lines.append(Line(item.amount, item.quantity, build=partial(_item_context, item)))
         unit_prices.append(item.unit_price)
     subtotal = sum((line.amount for line in lines), Decimal(0))
     if payload.total is not None:
@@ -155,12 +164,73 @@ def prepare_order(
             Decimal(0),
         )
     placed_at = as_utc(payload.placed_at) if payload.placed_at else now
-    context = {
+
+    def build_context() -> dict[str, Any]:
+        return _cart_context(
+            payload, order_id, placed_at, currency, lines, subtotal, total, partner, now
+        )
+
+    return PreparedOrder(
+        order_id=order_id or "",
+        member_id=payload.member_id,
+        placed_at=placed_at,
+        subtotal_minor=to_minor(subtotal, exponent),
+        total_minor=to_minor(total, exponent),
+        lines=lines,
+        payload=stored if stored is not None else _as_stored(payload),
+        unit_prices=unit_prices,
+        partner=partner,
+        shipping_minor=to_minor(payload.shipping_amount, exponent),
+        tax_minor=to_minor(payload.tax_amount, exponent),
+        coupon_codes=list(payload.coupon_codes),
+        build_context=build_context,
+    )
+
+
+def _as_stored(payload: CartBase | OrderFields) -> dict[str, Any]:
+    # an import passes the order as it read it; the API keeps its parsed body
+    assert isinstance(payload, CartBase), "orders parsed by plain_order come with stored"
+    return payload.model_dump(mode="json", exclude_none=True)
+
+
+def _item_context(item: OrderItem | ItemFields) -> dict[str, Any]:
+    """One line as CEL sees it (``item``)."""
+    assert item.amount is not None
+    quantity = item.quantity
+    return {
+        "sku": item.sku,
+        "name": item.name or "",
+        "category": item.category or "",
+        "labels": list(item.labels),
+        "quantity": _whole_or_float(quantity),
+        "unit_price": float(
+            item.unit_price
+            if item.unit_price is not None
+            else (item.amount / quantity if quantity else 0)
+        ),
+        "amount": float(item.amount),
+        "attributes": item.attributes,
+    }
+
+
+def _cart_context(
+    payload: CartBase | OrderFields,
+    order_id: str | None,
+    placed_at: datetime,
+    currency: str,
+    lines: list[Line],
+    subtotal: Decimal,
+    total: Decimal,
+    partner: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The order as CEL sees it; its ``items`` are the lines' own contexts."""
+    return {
         "order": {
             "id": order_id or "",
             "placed_at": placed_at,
             "currency": currency,
-            "items": items_ctx,
+            "items": [line.context for line in lines],
             "subtotal": float(subtotal),
             "total": float(total),
             "shipping_amount": float(payload.shipping_amount),
@@ -176,22 +246,6 @@ def prepare_order(
         "account": b2b.account_context(None),
         "now": now,
     }
-    return PreparedOrder(
-        order_id=order_id or "",
-        member_id=payload.member_id,
-        placed_at=placed_at,
-        subtotal_minor=to_minor(subtotal, exponent),
-        total_minor=to_minor(total, exponent),
-        lines=lines,
-        context=context,
-        payload=stored
-        if stored is not None
-        else payload.model_dump(mode="json", exclude_none=True),
-        unit_prices=unit_prices,
-        partner=partner,
-        shipping_minor=to_minor(payload.shipping_amount, exponent),
-        tax_minor=to_minor(payload.tax_amount, exponent),
-    )
 
 
 def _brand(payload: dict[str, Any]) -> str | None:
@@ -201,7 +255,10 @@ def _brand(payload: dict[str, Any]) -> str | None:
 
 
 def _order_partner(
-    program: CompiledProgram, payload: CartBase, key_partner: str | None, loc_prefix: str
+    program: CompiledProgram,
+    payload: CartBase | OrderFields,
+    key_partner: str | None,
+    loc_prefix: str,
 ) -> str | None:
     """The partner an order is booked for: the calling key's, else the ``partner`` field."""
     if key_partner is not None:
@@ -226,7 +283,9 @@ def _order_partner(
     return payload.partner
 
 
-def _check_brand(program: CompiledProgram, payload: CartBase, loc_prefix: str) -> None:
+def _check_brand(
+    program: CompiledProgram, payload: CartBase | OrderFields, loc_prefix: str
+) -> None:
     brands = program.program.brands
     if brands and payload.brand is not None and all(b.key != payload.brand for b in brands):
         raise invalid(
@@ -496,9 +555,13 @@ def _evaluate(
 ) -> Evaluation:
     if member is None:
         return Evaluation()
-    context = _order_context(
-        program, prepared, member, stats, held, holder_, membership, extra_perks, badges,
-        segments,
+    context = (
+        _order_context(
+            program, prepared, member, stats, held, holder_, membership, extra_perks, badges,
+            segments,
+        )
+        if "order.completed" in program.context_events
+        else {}  # no rule looks at it
     )  # fmt: skip
     return evaluate(
         program,
@@ -590,34 +653,23 @@ def book_orders(
         session, tenant_id=tenant_id, program=program, members_=list(locked.values()), now=now
     )
     rows = [
-        {
-            "tenant_id": tenant_id,
-            "order_id": o.order_id,
-            "member_id": o.member_id,
-            "account_id": _pooled_account(holders, o.member_id),
-            "placed_at": o.placed_at,
-            "currency": program.currency,
-            "subtotal_minor": o.subtotal_minor,
-            "total_minor": o.total_minor,
-            "refunded_minor": 0,
-            "status": "completed",
-            "program_version": program.version,
-            "payload": o.payload,
-            "created_at": now,
-            "partner": o.partner,
-            "brand": _brand(o.payload),
-        }
+        (
+            tenant_id, o.order_id, o.member_id, _pooled_account(holders, o.member_id),
+            o.placed_at, program.currency, o.subtotal_minor, o.total_minor, 0, "completed",
+            program.version, o.payload, now, o.partner, _brand(o.payload),
+        )
         for o in orders
-    ]
+    ]  # fmt: skip
     if len(rows) == 1:
-        if not repository.insert_order_if_new(session, rows[0]):
+        row = dict(zip(repository.ORDER_COLUMNS, rows[0], strict=True))
+        if not repository.insert_order_if_new(session, row):
             raise AlreadyBooked(
-                f"order {rows[0]['order_id']!r} is already booked",
+                f"order {row['order_id']!r} is already booked",
                 code="order_already_booked",
                 errors=[{"loc": ["body", "id"], "msg": "an order with this id exists"}],
             )
     else:
-        repository.insert_orders(session, rows)
+        repository.insert_order_values(session, rows)
     rules = program.rules_by_event.get("order.completed", ())
     keys = [
         k
@@ -655,13 +707,27 @@ def book_orders(
     credits: list[Credit] = []
     stats: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
+    # worked out once per batch rather than per order (an import books thousands at once)
+    has_promotions = bool(program.program.promotions)
+    is_engaged = engaged(program.program)
+    pending_for = {key: timedelta(days=float(w.pending_days)) for key, w in wallets.items()}
+    funded: dict[str | None, str | None] = {}  # partner -> the wallet it funds
+    expiries: dict[tuple[str, datetime], datetime | None] = {}
     for o in orders:
         member = locked.get(o.member_id) if o.member_id else None
-        running = stats.get(member.member_id) if member is not None else None
-        holder_ = holders.get(member.member_id) if member is not None else None
+        if member is not None:
+            mid = member.member_id
+            running = stats.get(mid)
+            holder_ = holders.get(mid)
+            membership = plans.get(mid)
+            member_perks: Sequence[str] = perks.get(mid, ())
+            member_badges: Sequence[str] = held_badges.get(mid, ())
+            member_segments: Sequence[str] = held_segments.get(mid, ())
+        else:
+            running = holder_ = membership = None
+            member_perks = member_badges = member_segments = ()
         owner = holder_.owner if holder_ is not None else None
         held = book.held(owner, o.placed_at) if book and owner else NO_TIER
-        membership = plans.get(member.member_id) if member is not None else None
         booking = Booking(
             order=o,
             evaluation=_evaluate(
@@ -673,13 +739,13 @@ def book_orders(
                 held,
                 holder_,
                 membership,
-                perks.get(member.member_id, ()) if member is not None else (),
-                held_badges.get(member.member_id, ()) if member is not None else (),
-                held_segments.get(member.member_id, ()) if member is not None else (),
+                member_perks,
+                member_badges,
+                member_segments,
             ),
             owner=owner,
         )
-        if program.program.promotions:
+        if has_promotions:
             booking.promotion_effects = promotions.book(
                 session,
                 tenant_id=tenant_id,
@@ -693,9 +759,9 @@ def book_orders(
                     held,
                     holder_,
                     membership,
-                    perks.get(member.member_id, ()) if member is not None else (),
-                    held_badges.get(member.member_id, ()) if member is not None else (),
-                    held_segments.get(member.member_id, ()) if member is not None else (),
+                    member_perks,
+                    member_badges,
+                    member_segments,
                 ),
                 usage=usage,
             )
@@ -712,10 +778,11 @@ def book_orders(
             effect = book.reassess(owner, at=o.placed_at, reason="qualified", source_id=o.order_id)
             if effect is not None:
                 booking.tier_effects.append(effect)
-        funded_wallet = _partner_wallet(program, o.partner)
+        if o.partner not in funded:
+            funded[o.partner] = _partner_wallet(program, o.partner)
+        funded_wallet = funded[o.partner]
         for share in booking.evaluation.shares:
-            wallet = wallets[share.wallet]
-            available = o.placed_at + timedelta(days=float(wallet.pending_days))
+            available = o.placed_at + pending_for[share.wallet]
             booking.credits.append(
                 Credit(
                     member_id=o.member_id or "",
@@ -737,19 +804,23 @@ def book_orders(
         credits.extend(booking.credits)
         bookings.append(booking)
         if member is not None:
-            s = stats.setdefault(member.member_id, _stats_of(member))
+            s = running if running is not None else stats.setdefault(mid, _stats_of(member))
             s["orders_count"] += 1
             s["spend_minor"] += o.total_minor
-            s["first_order_at"] = min(filter(None, [s["first_order_at"], o.placed_at]))
-            s["last_order_at"] = max(filter(None, [s["last_order_at"], o.placed_at]))
+            # the earliest and latest order (on a tie the one already there stays)
+            placed = o.placed_at
+            if s["first_order_at"] is None or placed < s["first_order_at"]:
+                s["first_order_at"] = placed
+            if s["last_order_at"] is None or placed > s["last_order_at"]:
+                s["last_order_at"] = placed
             if holder_ is not None and holder_.pooled and holder_.account is not None:
                 # the pooled wallet's lots belong to the account: its clock, not the member's
-                _touch(program, s, o.placed_at, [], now)
+                _touch(program, s, o.placed_at, [], now, expiries)
                 a = account_stats.setdefault(holder_.owner_id, _account_stats(holder_))
-                _touch(program, a, o.placed_at, booking.credits, now)
+                _touch(program, a, o.placed_at, booking.credits, now, expiries)
             else:
-                _touch(program, s, o.placed_at, booking.credits, now)
-            if engaged(program.program):
+                _touch(program, s, o.placed_at, booking.credits, now, expiries)
+            if is_engaged:
                 context = _order_context(
                     program, o, member, s, held, holder_, membership,
                     perks.get(member.member_id, ()), (), held_segments.get(member.member_id, ()),
@@ -771,7 +842,7 @@ def book_orders(
                     set(held_badges.get(member.member_id, ()))
                     | {e["badge"] for e in outcome.effects if e["type"] == "badge_awarded"}
                 )
-                _touch(program, s, o.placed_at, outcome.credits, now)
+                _touch(program, s, o.placed_at, outcome.credits, now, expiries)
         if emit_events:
             events.append(
                 outbox.event_row(
@@ -882,12 +953,26 @@ def _touch(
     activity_at: datetime,
     credits: list[Credit],
     now: datetime,
+    expiries: dict[tuple[str, datetime], datetime | None] | None = None,
 ) -> None:
-    """Record activity and bring ``settle_at`` forward to the next lot event it causes."""
-    s["last_activity_at"] = max(filter(None, [s["last_activity_at"], activity_at]))
-    moments = [s["settle_at"], ledger.inactivity_deadline(program.program, s["last_activity_at"])]
+    """Record activity and bring ``settle_at`` forward to the next lot event it causes.
+    ``expiries`` remembers the wallets' expiry of a lot per activation time (a batch's
+    orders share their days)."""
+    last = s["last_activity_at"]
+    if last is None or activity_at > last:  # on a tie the moment already there stays
+        last = s["last_activity_at"] = activity_at
+    moments = [s["settle_at"], ledger.inactivity_deadline(program.program, last)]
     for c in credits:
-        moment = c.available_at if c.available_at > now else _expiry(program, c)
+        if c.available_at > now:
+            moment: datetime | None = c.available_at
+        elif expiries is None:
+            moment = _expiry(program, c)
+        else:
+            key = (c.wallet, c.available_at)
+            if key in expiries:
+                moment = expiries[key]
+            else:
+                moment = expiries[key] = _expiry(program, c)
         if moment is not None and moment > now:  # an earlier expiry was booked with the lot
             moments.append(moment)
     present = [m for m in moments if m is not None]

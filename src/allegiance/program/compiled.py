@@ -24,6 +24,16 @@ class CompiledRule:
     brands: frozenset[str] | None = None  # the wallet takes orders of these brands only
     # the rule's and its campaign's experiment restrictions (all must hold)
     experiments: tuple[ExperimentScope, ...] = ()
+    # usage counter names, worked out once: "rule:<key>" and "campaign:<key>"
+    counter: str = ""
+    campaign_counter: str | None = None
+    # the rule (or its campaign) has a budget: capped and counted in amounts
+    budgeted: bool = False
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether deciding the rule looks at the CEL context (conditions, brands, variants)."""
+        return bool(self.when or self.items or self.brands is not None or self.experiments)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,8 @@ class CompiledProgram:
     tz: ZoneInfo
     rules: tuple[CompiledRule, ...]
     rules_by_event: dict[str, tuple[CompiledRule, ...]]
+    # event types some of whose rules read the CEL context; the others' rules need none built
+    context_events: frozenset[str] = frozenset()
 
     @property
     def currency(self) -> str:
@@ -65,6 +77,10 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
                     for scope in (rule.experiment, campaign.experiment if campaign else None)
                     if scope is not None
                 ),
+                counter=f"rule:{rule.key}",
+                campaign_counter=f"campaign:{campaign.key}" if campaign is not None else None,
+                budgeted=rule.budget is not None
+                or (campaign is not None and campaign.budget is not None),
             )
         )
     # document order, or by priority (lower first); ties keep document order
@@ -79,6 +95,9 @@ def compile_program(program: Program, version: int) -> CompiledProgram:
         tz=zone(program.timezone),
         rules=ordered,
         rules_by_event={k: tuple(v) for k, v in by_event.items()},
+        context_events=frozenset(
+            event for event, rules in by_event.items() if any(c.reads_context for c in rules)
+        ),
     )
 
 

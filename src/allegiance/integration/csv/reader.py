@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,13 +111,6 @@ def _jsonl(path: Path) -> Iterator[Record]:
             yield Record(number, value, raw=value)
 
 
-def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
 def _header(reader: Any, known: set[str], aliases: dict[str, str]) -> list[str]:
     header = next(reader, None)
     if header is None:
@@ -132,41 +125,51 @@ def _header(reader: Any, known: set[str], aliases: dict[str, str]) -> list[str]:
     return names
 
 
-def _convert(name: str, value: str) -> Any:
-    if name in LIST_FIELDS:
-        return [part.strip() for part in value.split(";") if part.strip()]
-    return value
+Splitter = Callable[[list[str]], tuple[dict[str, Any], dict[str, Any]]]
 
 
-def _split_row(
-    names: list[str], row: list[str], item_fields: set[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One CSV row as (record fields, line item fields); ``attributes.*`` and
-    ``properties.*`` columns grouped into one object each."""
-    data: dict[str, Any] = {}
-    item: dict[str, Any] = {}
-    for name, cell in zip(names, row, strict=True):
-        value = _clean(cell)
-        if value is None:
-            continue
+def _splitter(names: list[str], item_fields: set[str]) -> Splitter:
+    """A function that splits one CSV row into (record fields, line item fields), each
+    column's place worked out once; ``attributes.*`` and ``properties.*`` columns are grouped
+    into one object each, ``;`` lists split, empty cells left out."""
+    # per column: (0 record | 1 line item | 2 group, name or group, key in the group, is a list)
+    plan: list[tuple[int, str, str, bool]] = []
+    for name in names:
         if name.startswith(GROUPED):
             group, key = name.split(".", 1)
-            data.setdefault(group, {})[key] = value
-        elif name in item_fields:
-            item[name] = _convert(name, value)
+            plan.append((2, group, key, False))
         else:
-            data[name] = _convert(name, value)
-    return data, item
+            plan.append((1 if name in item_fields else 0, name, "", name in LIST_FIELDS))
+
+    def split(row: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        data: dict[str, Any] = {}
+        item: dict[str, Any] = {}
+        for (target, name, key, is_list), cell in zip(plan, row, strict=True):
+            value: Any = cell.strip()
+            if not value:
+                continue
+            if is_list:
+                value = [part.strip() for part in value.split(";") if part.strip()]
+            if target == 0:
+                data[name] = value
+            elif target == 1:
+                item[name] = value
+            else:
+                data.setdefault(name, {})[key] = value
+        return data, item
+
+    return split
 
 
 def _rows(reader: Any, names: list[str]) -> Iterator[tuple[int, list[str], str | None]]:
     """Non-blank rows with their line number and, for a row of the wrong width, the reason."""
+    width = len(names)
     for row in reader:
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
         problem = None
-        if len(row) != len(names):
-            problem = f"expected {len(names)} columns, got {len(row)}"
+        if len(row) != width:
+            problem = f"expected {width} columns, got {len(row)}"
         yield reader.line_num, row, problem
 
 
@@ -174,11 +177,12 @@ def _flat_csv(path: Path, known: set[str], aliases: dict[str, str], key: str) ->
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         names = _header(reader, known, aliases)
+        split = _splitter(names, set())
         for number, row, problem in _rows(reader, names):
             if problem:
                 yield Record(number, None, problem, raw=row)
                 continue
-            data, _ = _split_row(names, row, set())
+            data, _ = split(row)
             yield Record(number, data, raw=dict(zip(names, row, strict=True)))
 
 
@@ -187,6 +191,7 @@ def _order_csv(path: Path) -> Iterator[Record]:
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         names = _header(reader, ORDER_FIELDS | ITEM_FIELDS, ORDER_ALIASES)
+        split = _splitter(names, ITEM_FIELDS)
         current: Record | None = None
         for number, row, problem in _rows(reader, names):
             if problem:
@@ -195,7 +200,7 @@ def _order_csv(path: Path) -> Iterator[Record]:
                     current = None
                 yield Record(number, None, problem, raw=row)
                 continue
-            order, item = _split_row(names, row, ITEM_FIELDS)
+            order, item = split(row)
             order_id = order.get("id")
             if (
                 current is not None

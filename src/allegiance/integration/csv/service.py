@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from allegiance.db import read_session, refresh_statistics, write_session
+from allegiance.db import bulk_connection, read_session, refresh_statistics, write_session
 from allegiance.errors import DomainError, ValidationFailed
 from allegiance.integration.csv.reader import Record, read_records
+from allegiance.kit.collector import bulk_work
 from allegiance.member.schemas import MemberUpsert
 from allegiance.member.service import upsert_member
 from allegiance.order import repository as orders_repo
-from allegiance.order.schemas import EventCreate, OrderCreate, RefundCreate
+from allegiance.order.schemas import EventCreate, OrderCreate, RefundCreate, plain_order
 from allegiance.order.service import (
     PreparedOrder,
     book_orders,
@@ -102,27 +103,51 @@ def import_orders(
         program = require_program(session, tenant_id=tenant_id)
     rejects = _Rejects(rejected_path(path))
     flushed = 0
+    batches = _prepared_batches(program, path, now, batch_size, report, progress)
     try:
-        batch: list[tuple[Record, PreparedOrder]] = []
-        for record in _counted(read_records(path, "orders"), report, progress):
-            prepared = _prepare(program, record, now, rejects)
-            if prepared is None:
-                continue
-            batch.append((record, prepared))
-            if len(batch) >= batch_size:
-                _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
-                batch = []
+        with bulk_work(), bulk_connection(engine) as conn:
+            for batch, refused in batches:
+                for record, errors in refused:  # the file's order, as if read one by one
+                    rejects.write(record, errors)
+                if not batch:
+                    continue
+                _flush(conn, tenant_id, program, batch, now, report, rejects, emit_events)
                 flushed += 1
                 if flushed in (1, 8, 64):  # the tables grow by orders of magnitude
                     refresh_statistics(engine, STATISTICS_TABLES)
-        if batch:
-            _flush(engine, tenant_id, program, batch, now, report, rejects, emit_events)
-        refresh_statistics(engine, STATISTICS_TABLES)
+            refresh_statistics(engine, STATISTICS_TABLES)
     finally:
         rejects.close()
     report.rejected = rejects.count
     report.rejected_file = str(rejects.path) if rejects.count else None
     return report
+
+
+Refused = list[tuple[Record, list[dict[str, Any]]]]
+Batch = tuple[list[tuple[Record, PreparedOrder]], Refused]
+
+
+def _prepared_batches(
+    program: CompiledProgram,
+    path: Path,
+    now: datetime,
+    batch_size: int,
+    report: ImportReport,
+    progress: Progress | None,
+) -> Iterator[Batch]:
+    """The file's orders read and prepared, ``batch_size`` good ones at a time, each batch with
+    the records refused while it filled (the last batch may be empty)."""
+    batch: list[tuple[Record, PreparedOrder]] = []
+    refused: Refused = []
+    for record in _counted(read_records(path, "orders"), report, progress):
+        prepared = _prepare(program, record, now, refused)
+        if prepared is None:
+            continue
+        batch.append((record, prepared))
+        if len(batch) >= batch_size:
+            yield batch, refused
+            batch, refused = [], []
+    yield batch, refused
 
 
 def _counted(
@@ -136,13 +161,14 @@ def _counted(
 
 
 def _prepare(
-    program: CompiledProgram, record: Record, now: datetime, rejects: _Rejects
+    program: CompiledProgram, record: Record, now: datetime, refused: Refused
 ) -> PreparedOrder | None:
     if record.data is None:
-        rejects.write(record, [{"loc": [], "msg": record.error or "unreadable"}])
+        refused.append((record, [{"loc": [], "msg": record.error or "unreadable"}]))
         return None
     try:
-        payload = OrderCreate.model_validate(record.data)
+        # the plain common case without the model; anything else (and every error) through it
+        payload = plain_order(record.data) or OrderCreate.model_validate(record.data)
         return prepare_order(
             program,
             payload,
@@ -152,12 +178,12 @@ def _prepare(
             stored=record.data,
         )
     except (ValidationError, ValidationFailed) as exc:
-        rejects.write(record, _errors_of(exc))
+        refused.append((record, _errors_of(exc)))
         return None
 
 
 def _flush(
-    engine: Engine,
+    engine: Engine | Connection,
     tenant_id: str,
     program: CompiledProgram,
     batch: list[tuple[Record, PreparedOrder]],
@@ -185,7 +211,7 @@ def _flush(
 
 
 def _book(
-    engine: Engine,
+    engine: Engine | Connection,
     tenant_id: str,
     program: CompiledProgram,
     items: list[tuple[Record, PreparedOrder]],
