@@ -234,13 +234,18 @@ def live_server(database: str) -> Iterator[str]:
 
 
 def ledger_ok(tenant_id: str) -> list[str]:
+    from allegiance.analytics import activity
     from allegiance.db import read_session
     from allegiance.ledger.service import verify
     from allegiance.program.service import load_program
 
     with read_session(get_engine()) as session:
         compiled = load_program(session, tenant_id=tenant_id)
-        return verify(session, tenant_id=tenant_id, program=compiled.program if compiled else None)
+        found = verify(session, tenant_id=tenant_id, program=compiled.program if compiled else None)
+        if compiled is not None:
+            timezone = compiled.program.timezone
+            found += activity.verify(session, tenant_id=tenant_id, timezone=timezone)
+        return found
 
 
 @pytest.fixture()

@@ -524,7 +524,9 @@ def jobs_run(
 
 @ledger_app.command("verify")
 def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
-    """Check every ledger invariant; exit 1 on any breach."""
+    """Check every ledger invariant (and the member months the cohort matrix reads); exit 1
+    on any breach."""
+    from allegiance.analytics import activity
     from allegiance.db import read_session
     from allegiance.ledger.service import tenants_with_ledger, verify
     from allegiance.program.service import load_program
@@ -535,6 +537,8 @@ def ledger_verify(tenant: str | None = typer.Option(None, "--tenant")) -> None:
         for tid in tenants:
             compiled = load_program(session, tenant_id=tid)
             found = verify(session, tenant_id=tid, program=compiled.program if compiled else None)
+            if compiled is not None:
+                found += activity.verify(session, tenant_id=tid, timezone=compiled.program.timezone)
             breaches.extend(f"{tid}: {b}" for b in found)
     for breach in breaches:
         err.print(f"[red]breach[/red] {breach}")

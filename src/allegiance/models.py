@@ -1,6 +1,6 @@
 """Imports every model so that metadata (and Alembic) sees all tables."""
 
-import allegiance.analytics.models  # noqa: F401  (indexes over other tables)
+import allegiance.analytics.models  # noqa: F401  (member_months; indexes over other tables)
 from allegiance.automation.models import AutomationMark, AutomationRun
 from allegiance.b2b.models import Account
 from allegiance.coupon.models import Coupon, CouponUse

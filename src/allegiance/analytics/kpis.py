@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from allegiance.analytics import repository
+from allegiance.analytics import activity, repository
 from allegiance.analytics.repository import MemberFilter, OrderStats
 from allegiance.analytics.settlement import check_dates, period_bounds
 from allegiance.config import get_settings
@@ -462,9 +462,22 @@ def cohorts(
     bounds.append(_midnight(program, spans[-1][1] + timedelta(days=1)))
     repository.tune_for_aggregates(session, get_settings().analytics_work_mem_mb)
     sizes = repository.cohort_sizes(session, scope.tenant_id, bounds, scope.members)
-    active = repository.cohort_activity(
-        session, scope.tenant_id, bounds, scope.brand, scope.members
+    whole_months = (
+        interval == "month"
+        and date_from.day == 1
+        and (date_to + timedelta(days=1)).day == 1
+        and scope.brand is None
     )
+    if whole_months and activity.exact_for(session, scope.tenant_id, program.timezone):
+        # every member's months are kept with the orders (docs/analytics.md#cohorts)
+        months = [start.year * 100 + start.month for start, _ in spans]
+        active = repository.cohort_activity_by_month(
+            session, scope.tenant_id, bounds, months, scope.members
+        )
+    else:
+        active = repository.cohort_activity(
+            session, scope.tenant_id, bounds, scope.brand, scope.members
+        )
     rows = []
     for index, (start, _) in enumerate(spans):
         size = sizes.get(index, 0)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from allegiance.analytics.models import MemberMonth
 from allegiance.engagement.game_models import SurveyResponse
 from allegiance.ledger.models import LedgerAccount, Transfer
 from allegiance.member.models import Member
@@ -451,3 +452,35 @@ def cohort_activity(
                 key = (int(row[0]), index)
                 found[key] = found.get(key, 0) + count
     return found
+
+
+def cohort_activity_by_month(
+    session: Session,
+    tenant_id: str,
+    bounds: list[datetime],
+    months: list[int],
+    members: MemberFilter = None,
+) -> dict[tuple[int, int], int]:
+    """``cohort_activity`` for whole calendar months without a brand, read from
+    ``member_months`` (one index-only range read: months in range, cohort by first order).
+    ``months`` are the YYYYMM months of the periods, ``bounds`` their UTC limits."""
+    cohort = _bucket(MemberMonth.first_order_at, bounds)
+    query = (
+        select(cohort, MemberMonth.month, func.count())
+        .where(
+            MemberMonth.tenant_id == tenant_id,
+            MemberMonth.month >= months[0],
+            MemberMonth.month <= months[-1],
+            MemberMonth.first_order_at >= bounds[0],
+            MemberMonth.first_order_at < bounds[-1],
+        )
+        .group_by(cohort, MemberMonth.month)
+    )
+    if members is not None:
+        query = query.where(MemberMonth.member_id.in_(members))
+    period = {month: index for index, month in enumerate(months)}
+    return {
+        (int(r[0]), period[int(r[1])]): int(r[2])
+        for r in session.execute(query)
+        if r[0] is not None and int(r[1]) in period
+    }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.analytics import activity
 from allegiance.b2b import repository as accounts_repo
 from allegiance.b2b import service as b2b
 from allegiance.b2b.service import Holder
@@ -891,6 +892,14 @@ def book_orders(
                 now=now,
             )
     members.update_stats(session, list(stats.values()))
+    activity.record_bookings(
+        session,
+        tenant_id=tenant_id,
+        timezone=program.program.timezone,
+        ordered=[(o.member_id, o.placed_at) for o in orders if o.member_id in stats],
+        first_before={mid: locked[mid].first_order_at for mid in stats},
+        first_after={mid: s["first_order_at"] for mid, s in stats.items()},
+    )
     _save_account_stats(session, tenant_id, program, account_stats, now)
     outbox.emit_many(session, events)
     segmentation.refresh_members(
@@ -1434,6 +1443,14 @@ def _reverse(
         order.refunded_minor < order.total_minor or order.total_minor == 0
     )
     repository.set_refunded(session, tenant_id, order_id, cumulative, status)
+    if cancel and order.member_id:
+        activity.record_cancel(
+            session,
+            tenant_id=tenant_id,
+            timezone=program.program.timezone,
+            member_id=order.member_id,
+            placed_at=order.placed_at,
+        )
     referrals.on_order_reversed(session, tenant_id=tenant_id, order_id=order_id, now=now)
     if order.member_id:
         counted_after = not cancel and (cumulative < order.total_minor or order.total_minor == 0)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from allegiance.analytics import activity
 from allegiance.earning.service import prepare_counters
 from allegiance.errors import NotFound, ValidationFailed
 from allegiance.ledger.service import open_system_accounts
@@ -37,9 +38,18 @@ def apply_program(
     prepare_counters(session, tenant_id=tenant_id, program=program)
     open_system_accounts(session, tenant_id=tenant_id, program=program)
     repository.lock_tenant_program(session, tenant_id)
+    previous = load_program(session, tenant_id=tenant_id)
     version = repository.max_program_version(session, tenant_id) + 1
     repository.insert_program_version(
         session, tenant_id=tenant_id, version=version, document=document, now=now
+    )
+    activity.program_applied(
+        session,
+        tenant_id=tenant_id,
+        timezone=program.timezone,
+        previous_timezone=previous.program.timezone if previous is not None else None,
+        first=previous is None,
+        now=now,
     )
     return {"version": version, **document}
 

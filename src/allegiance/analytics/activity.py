@@ -1,0 +1,303 @@
+"""``member_months``: the calendar months (program time zone) each member ordered in.
+
+The cohort matrix asks, for every member whose first order fell in a range of months, in
+which months of the range it ordered. Counting that from the orders means grouping every order
+of the range by member; this table holds the answer per (member, month) instead, with the
+member's first-order time beside it, so the matrix is one index-only range read.
+
+It is exact, not a cache that lags: it is written in the transactions that book and cancel
+orders, after the member's row lock, touching only that member's rows (concurrent bookings
+share no row). A month is local to the program's time zone, so a time zone change makes the
+stored months wrong: the state row then says so, reads count from the orders, and the
+``member_months`` job rebuilds the tenant member by member under the same locks
+(docs/analytics.md#cohorts, decisions 569-574).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, Table, bindparam, delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from allegiance.analytics.models import MemberMonth, MemberMonthsState
+from allegiance.config import get_settings
+from allegiance.db import bulk_insert_values, is_postgres, write_session
+from allegiance.kit.clock import zone
+from allegiance.member.models import Member
+from allegiance.order.models import Order
+
+# a rebuild starts this long after the time zone changed: a booking that read the old program
+# before the change and commits after it wrote its month in the old zone before the rebuild
+SETTLE = timedelta(minutes=1)
+
+_COLUMNS = ("tenant_id", "member_id", "month", "first_order_at")
+_KEY = ("tenant_id", "member_id", "month")
+
+_zones: dict[str, ZoneInfo] = {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    found = _zones.get(name)
+    if found is None:
+        found = _zones[name] = zone(name)
+    return found
+
+
+def month_of(at: datetime, timezone: str) -> int:
+    """The calendar month holding ``at`` in ``timezone``, as YYYYMM."""
+    local = at.astimezone(_zone(timezone))
+    return local.year * 100 + local.month
+
+
+def month_span(month: int, timezone: str) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) of a YYYYMM month, in UTC."""
+    year, number = divmod(month, 100)
+    tz = _zone(timezone)
+    nxt = (year + 1, 1) if number == 12 else (year, number + 1)
+    return (
+        datetime(year, number, 1, tzinfo=tz).astimezone(UTC),
+        datetime(*nxt, 1, tzinfo=tz).astimezone(UTC),
+    )
+
+
+# ---- writes with the orders ----------------------------------------------------------------
+
+
+def record_bookings(
+    session: Session,
+    *,
+    tenant_id: str,
+    timezone: str,
+    ordered: Iterable[tuple[str, datetime]],
+    first_before: dict[str, datetime | None],
+    first_after: dict[str, datetime | None],
+) -> None:
+    """Add the months of newly booked orders (``ordered``: (member id, placed at)); the caller
+    holds the members' locks. ``first_before``/``first_after``: each member's first-order time
+    before and after the booking; an earlier order booked late moves the member's cohort."""
+    moved = [
+        (first_after[mid], mid)
+        for mid, before in first_before.items()
+        if before is not None and first_after.get(mid) is not None and first_after[mid] != before
+    ]
+    if moved:
+        table = MemberMonth.__table__
+        assert isinstance(table, Table)
+        statement = (
+            update(table)
+            .where(table.c.tenant_id == tenant_id, table.c.member_id == bindparam("mid"))
+            .values(first_order_at=bindparam("first"))
+        )
+        session.connection().execute(
+            statement, [{"first": first, "mid": mid} for first, mid in moved]
+        )
+    rows = {
+        (tenant_id, mid, month_of(at, timezone), first_after[mid])
+        for mid, at in ordered
+        if first_after.get(mid) is not None
+    }
+    if rows:
+        bulk_insert_values(
+            session, MemberMonth.__table__, _COLUMNS, sorted(rows), skip_conflicts_on=_KEY
+        )
+
+
+def record_cancel(
+    session: Session, *, tenant_id: str, timezone: str, member_id: str, placed_at: datetime
+) -> None:
+    """After an order was cancelled (member locked): drop its month unless another order of
+    the member in that month still counts."""
+    month = month_of(placed_at, timezone)
+    start, end = month_span(month, timezone)
+    still = session.scalar(
+        select(
+            exists().where(
+                Order.tenant_id == tenant_id,
+                Order.member_id == member_id,
+                Order.placed_at >= start,
+                Order.placed_at < end,
+                Order.status != "cancelled",
+            )
+        )
+    )
+    if not still:
+        session.execute(
+            delete(MemberMonth).where(
+                MemberMonth.tenant_id == tenant_id,
+                MemberMonth.member_id == member_id,
+                MemberMonth.month == month,
+            )
+        )
+
+
+# ---- time zone and state -------------------------------------------------------------------
+
+
+def _state(session: Session, tenant_id: str, *, lock: bool = False) -> MemberMonthsState | None:
+    statement = select(MemberMonthsState).where(MemberMonthsState.tenant_id == tenant_id)
+    if lock and is_postgres(session):
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return session.execute(statement).scalar_one_or_none()
+
+
+def exact_for(session: Session, tenant_id: str, timezone: str) -> bool:
+    """Whether the tenant's ``member_months`` are complete and exact in ``timezone``."""
+    state = _state(session, tenant_id)
+    return state is not None and state.timezone == timezone
+
+
+def program_applied(
+    session: Session,
+    *,
+    tenant_id: str,
+    timezone: str,
+    previous_timezone: str | None,
+    first: bool,
+    now: datetime,
+) -> None:
+    """Called when a program version is applied (under the tenant's program lock). A first
+    program of a tenant without orders starts exact; a time zone change makes the months
+    stale until the job has rebuilt them."""
+    if not first and previous_timezone == timezone:
+        return
+    state = _state(session, tenant_id, lock=True)
+    if state is None:
+        state = MemberMonthsState(tenant_id=tenant_id)
+        session.add(state)
+    empty = first and not session.scalar(select(exists().where(Order.tenant_id == tenant_id)))
+    # any change, even back to the zone the table was built for: bookings in between wrote
+    # their months in the other zone
+    state.timezone = timezone if empty else None
+    state.building = state.cursor = None
+    state.changed_at = now
+    session.flush()
+
+
+def rebuild(engine: Engine, tenant_id: str, now: datetime) -> int:
+    """The ``member_months`` job: when the tenant's months are not exact for the program's time
+    zone (after the migration, or a time zone change), rebuild them from the orders, one batch
+    of members per transaction under their row locks, at most ``job_max_batches`` per round;
+    the last batch marks the table exact. Returns the members rebuilt."""
+    from allegiance.program.service import load_program
+
+    settings = get_settings()
+    handled = 0
+    for _ in range(settings.job_max_batches):
+        with write_session(engine) as session:
+            compiled = load_program(session, tenant_id=tenant_id)
+            if compiled is None:
+                return handled
+            timezone = compiled.program.timezone
+            state = _state(session, tenant_id, lock=True)
+            if state is None:
+                state = MemberMonthsState(tenant_id=tenant_id)
+                session.add(state)
+            if state.timezone == timezone:
+                return handled
+            if state.building != timezone:
+                if state.changed_at is not None and now < state.changed_at + SETTLE:
+                    return handled
+                state.building, state.cursor = timezone, None
+            done = _rebuild_batch(
+                session, tenant_id, timezone, state.cursor, settings.job_batch_size
+            )
+            handled += len(done)
+            if len(done) < settings.job_batch_size:
+                state.timezone, state.building, state.cursor = timezone, None, None
+                return handled
+            state.cursor = done[-1]
+    return handled
+
+
+def _rebuild_batch(
+    session: Session, tenant_id: str, timezone: str, after: str | None, size: int
+) -> list[str]:
+    """Recount the months of the next ``size`` members after ``after`` (locked, in id order)."""
+    statement = (
+        select(Member.member_id, Member.first_order_at)
+        .where(Member.tenant_id == tenant_id)
+        .order_by(Member.member_id)
+        .limit(size)
+    )
+    if after is not None:
+        statement = statement.where(Member.member_id > after)
+    if is_postgres(session):
+        statement = statement.with_for_update()
+    members = list(session.execute(statement))
+    if not members:
+        return []
+    ids = [m.member_id for m in members]
+    firsts = {m.member_id: m.first_order_at for m in members}
+    session.execute(
+        delete(MemberMonth).where(
+            MemberMonth.tenant_id == tenant_id, MemberMonth.member_id.in_(ids)
+        )
+    )
+    record_bookings(
+        session,
+        tenant_id=tenant_id,
+        timezone=timezone,
+        ordered=_counted_orders(session, tenant_id, ids),
+        first_before={},
+        first_after=firsts,
+    )
+    return ids
+
+
+def _counted_orders(
+    session: Session, tenant_id: str, member_ids: Sequence[str] | None
+) -> list[tuple[str, datetime]]:
+    """(member id, placed at) of the orders that count (members' orders, not cancelled)."""
+    statement = select(Order.member_id, Order.placed_at).where(
+        Order.tenant_id == tenant_id,
+        Order.member_id.is_not(None),
+        Order.status != "cancelled",
+    )
+    if member_ids is not None:
+        statement = statement.where(Order.member_id.in_(member_ids))
+    return [(str(mid), at) for mid, at in session.execute(statement)]
+
+
+# ---- checks --------------------------------------------------------------------------------
+
+
+def verify(session: Session, *, tenant_id: str, timezone: str | None) -> list[str]:
+    """When the table claims to be exact, compare it with a recount from the orders and the
+    members' first-order times; returns readable breaches (part of ``allegiance ledger
+    verify``)."""
+    if timezone is None or not exact_for(session, tenant_id, timezone):
+        return []
+    firsts = dict(
+        session.execute(
+            select(Member.member_id, Member.first_order_at).where(
+                Member.tenant_id == tenant_id, Member.first_order_at.is_not(None)
+            )
+        ).all()
+    )
+    expected = {
+        (mid, month_of(at, timezone)): firsts.get(mid)
+        for mid, at in _counted_orders(session, tenant_id, None)
+    }
+    stored = {
+        (mid, month): first
+        for mid, month, first in session.execute(
+            select(MemberMonth.member_id, MemberMonth.month, MemberMonth.first_order_at).where(
+                MemberMonth.tenant_id == tenant_id
+            )
+        )
+    }
+    breaches = []
+    for key in sorted(expected.keys() - stored.keys()):
+        breaches.append(f"member {key[0]}: ordered in month {key[1]}, missing from member_months")
+    for key in sorted(stored.keys() - expected.keys()):
+        breaches.append(f"member {key[0]}: member_months has month {key[1]} without an order")
+    for key in sorted(expected.keys() & stored.keys()):
+        if expected[key] != stored[key]:
+            breaches.append(
+                f"member {key[0]} month {key[1]}: first order {stored[key]} in member_months, "
+                f"{expected[key]} on the member"
+            )
+    return breaches
