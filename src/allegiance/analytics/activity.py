@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, bindparam, delete, exists, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, exists, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.analytics.models import MemberMonth, MemberMonthsState
@@ -99,10 +99,30 @@ def record_bookings(
         for mid, at in ordered
         if first_after.get(mid) is not None
     }
-    if rows:
+    if len(rows) > 1 and is_postgres(session):
+        # one statement for a batch (imports, the rebuild) instead of a round per row
+        ordered_rows = sorted(rows)
+        session.connection().execute(
+            _INSERT_PG,
+            {
+                "tid": tenant_id,
+                "mids": [r[1] for r in ordered_rows],
+                "months": [r[2] for r in ordered_rows],
+                "firsts": [r[3] for r in ordered_rows],
+            },
+        )
+    elif rows:
         bulk_insert_values(
             session, MemberMonth.__table__, _COLUMNS, sorted(rows), skip_conflicts_on=_KEY
         )
+
+
+_INSERT_PG = text(
+    "INSERT INTO member_months (tenant_id, member_id, month, first_order_at) "
+    "SELECT :tid, m, n, f FROM unnest(CAST(:mids AS text[]), CAST(:months AS integer[]), "
+    "CAST(:firsts AS timestamptz[])) AS s(m, n, f) "
+    "ON CONFLICT (tenant_id, member_id, month) DO NOTHING"
+)
 
 
 def record_cancel(
