@@ -46,10 +46,20 @@ def _zone(name: str) -> ZoneInfo:
     return found
 
 
+_months: dict[tuple[datetime, str], int] = {}
+
+
 def month_of(at: datetime, timezone: str) -> int:
-    """The calendar month holding ``at`` in ``timezone``, as YYYYMM."""
-    local = at.astimezone(_zone(timezone))
-    return local.year * 100 + local.month
+    """The calendar month holding ``at`` in ``timezone``, as YYYYMM (memoised: an import's
+    orders share their timestamps)."""
+    key = (at, timezone)
+    found = _months.get(key)
+    if found is None:
+        if len(_months) > 50_000:
+            _months.clear()
+        local = at.astimezone(_zone(timezone))
+        found = _months[key] = local.year * 100 + local.month
+    return found
 
 
 def month_span(month: int, timezone: str) -> tuple[datetime, datetime]:
