@@ -51,3 +51,26 @@ def test_orders_brand_is_filled_from_the_payload(tmp_path: Path) -> None:
         rows = conn.execute(text("SELECT order_id, brand FROM orders ORDER BY order_id")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("o1", "outlet"), ("o2", None), ("o3", None)]
+
+
+def test_head_constant_is_alembics_head(tmp_path: Path) -> None:
+    """``migrate.HEAD`` lets commands skip Alembic on a current database: it must be the
+    newest revision, and a database below it must still be upgraded."""
+    from alembic.script import ScriptDirectory
+
+    from allegiance.migrate import HEAD, at_head, upgrade
+
+    url = f"sqlite:///{tmp_path / 'head.db'}"
+    assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == HEAD
+    engine = get_engine(url).execution_options(sqlite_begin="DEFERRED")
+    assert not at_head(engine)  # nothing there yet
+    with engine.begin() as conn:
+        config = alembic_config(url)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0130")
+    assert not at_head(engine)
+    upgrade(url)
+    assert at_head(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM member_months")).scalar() == 0
+    engine.dispose()

@@ -406,5 +406,19 @@ def refresh_statistics(engine: Engine, tables: tuple[str, ...]) -> None:
     if is_sqlite(engine):
         return
     with engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE " + ", ".join(tables))
+        conn.exec_driver_sql("ANALYZE " + ", ".join(_analyzed(table) for table in tables))
         conn.commit()
+
+
+def _analyzed(name: str) -> str:
+    """``table (columns)`` without the JSON columns: no query filters on a payload, and their
+    statistics were most of the work (orders: 0.4 s of 0.5 s per run during an import)."""
+    from sqlalchemy import JSON
+
+    from allegiance.kit.orm import Base
+
+    table = Base.metadata.tables.get(name)
+    if table is None:
+        return name
+    columns = [c.name for c in table.columns if not isinstance(c.type, JSON)]
+    return f"{name} ({', '.join(columns)})"

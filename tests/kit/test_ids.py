@@ -19,8 +19,10 @@ def test_new_id_writes_the_time_and_the_random_bits(monkeypatch: pytest.MonkeyPa
     cases = [(0, 0), (2**50 - 1, 2**80 - 1), (1_795_000_000_000, 1)]
     cases += [(rng.getrandbits(50), rng.getrandbits(80)) for _ in range(2_000)]
     for millis, bits in cases:
-        monkeypatch.setattr(ids.time, "time", lambda m=millis: (m + 0.5) / 1000)
-        monkeypatch.setattr(ids.secrets, "randbits", lambda k, b=bits: b)
+        # ids' own names, not time.time and secrets.randbits: other threads of the process (a
+        # live server) use those
+        monkeypatch.setattr(ids, "_clock", lambda m=millis: (m + 0.5) / 1000)
+        monkeypatch.setattr(ids, "_randbits", lambda k, b=bits: b)
         assert ids.new_id("evt") == spelled_out(millis, bits)
 
 

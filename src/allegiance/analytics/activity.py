@@ -110,28 +110,38 @@ def record_bookings(
         if first_after.get(mid) is not None
     }
     if len(rows) > 1 and is_postgres(session):
-        # one statement for a batch (imports, the rebuild) instead of a round per row
-        ordered_rows = sorted(rows)
-        session.connection().execute(
-            _INSERT_PG,
-            {
-                "tid": tenant_id,
-                "mids": [r[1] for r in ordered_rows],
-                "months": [r[2] for r in ordered_rows],
-                "firsts": [r[3] for r in ordered_rows],
-            },
+        # a batch (imports, the rebuild): leave out the months already there and insert the
+        # rest plainly; ON CONFLICT's speculative insertion doubled the server's work. Safe
+        # because the caller holds these members' locks: nobody else writes their rows now.
+        mids = sorted({r[1] for r in rows})
+        there = set(
+            session.connection().execute(_EXISTING_PG, {"tid": tenant_id, "mids": mids}).all()
         )
+        new_rows = sorted(r for r in rows if (r[1], r[2]) not in there)
+        if new_rows:
+            session.connection().execute(
+                _INSERT_PG,
+                {
+                    "tid": tenant_id,
+                    "mids": [r[1] for r in new_rows],
+                    "months": [r[2] for r in new_rows],
+                    "firsts": [r[3] for r in new_rows],
+                },
+            )
     elif rows:
         bulk_insert_values(
             session, MemberMonth.__table__, _COLUMNS, sorted(rows), skip_conflicts_on=_KEY
         )
 
 
+_EXISTING_PG = text(
+    "SELECT member_id, month FROM member_months "
+    "WHERE tenant_id = :tid AND member_id = ANY(CAST(:mids AS text[]))"
+)
 _INSERT_PG = text(
     "INSERT INTO member_months (tenant_id, member_id, month, first_order_at) "
     "SELECT :tid, m, n, f FROM unnest(CAST(:mids AS text[]), CAST(:months AS integer[]), "
-    "CAST(:firsts AS timestamptz[])) AS s(m, n, f) "
-    "ON CONFLICT (tenant_id, member_id, month) DO NOTHING"
+    "CAST(:firsts AS timestamptz[])) AS s(m, n, f)"
 )
 
 

@@ -41,7 +41,8 @@ ix_orders_placed = Index(
     Order.placed_at,
     postgresql_include=["member_id", "status", "total_minor", "refunded_minor"],
 )
-# the same with a brand filter; orders without a brand are left out of it (cheaper booking)
+# the same with a brand filter; orders without a brand are left out of it (cheaper booking;
+# on SQLite too since migration 0150)
 ix_orders_brand_placed = Index(
     "ix_orders_brand_placed",
     Order.tenant_id,
@@ -49,6 +50,7 @@ ix_orders_brand_placed = Index(
     Order.placed_at,
     postgresql_include=["member_id", "status", "total_minor", "refunded_minor"],
     postgresql_where=Order.brand.is_not(None),
+    sqlite_where=Order.brand.is_not(None),
 )
 # activation (members enrolled in the period) and cohort sizes (first order in the period)
 ix_members_enrolled = Index("ix_members_enrolled", Member.tenant_id, Member.enrolled_at)
@@ -60,6 +62,8 @@ class MemberMonth(Base):
     zone. Carries the member's first-order time, so the cohort matrix reads one table."""
 
     __tablename__ = "member_months"
+    # SQLite: the rows live in the primary key's tree (no separate rowid table and key index)
+    __table_args__ = {"sqlite_with_rowid": False}
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     member_id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -7,8 +7,9 @@ from allegiance.auth import Caller, require
 from allegiance.automation import service
 from allegiance.db import read_session
 from allegiance.errors import invalid
+from allegiance.kit.endpoint import page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, encode_cursor, page_params
+from allegiance.kit.pagination import Page, encode_cursor
 
 router = APIRouter(prefix="/v1/automation-runs", tags=["automations"])
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -15,6 +15,7 @@ from allegiance.db import get_engine
 from allegiance.errors import invalid
 from allegiance.kit.http import json_response, problem_response
 from allegiance.kit.idempotency import Outcome, request_hash, run_idempotent
+from allegiance.kit.pagination import BadCursor, Page, decode_cursor
 
 
 async def body_digest(request: Request) -> str:
@@ -71,3 +72,18 @@ def idempotent(
         get_engine(), tenant_id=tenant_id, kind=kind, key=key, digest=digest, now=now, action=action
     )
     return respond(outcome)
+
+
+def page_params(limit: int | None = Query(default=None, ge=1), cursor: str | None = None) -> Page:
+    """FastAPI dependency for id-ordered lists."""
+    from allegiance.config import get_settings
+
+    settings = get_settings()
+    size = min(limit or settings.page_size_default, settings.page_size_max)
+    before = None
+    if cursor:
+        try:
+            before = int(decode_cursor(cursor))
+        except (BadCursor, TypeError, ValueError) as exc:
+            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
+    return Page(size=size, before=before)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-import cel
-
 from allegiance.kit.fastpath import Fast, GiveUp, compile_fast
+
+
+def _cel() -> ModuleType:
+    """The CEL library, imported on first use: it also loads its interactive shell's packages
+    (about 60 ms), which a command whose program has no condition never needs."""
+    import cel
+
+    return cel
+
 
 ROOT_NAMES = frozenset({"order", "item", "member", "event", "account", "now"})
 # maps whose keys belong to the merchant: a missing key there is only known at run time
@@ -74,7 +82,7 @@ class Scope:
                 pass
         context = self._contexts.get(expression.roots)
         if context is None:
-            context = cel.Context()
+            context = _cel().Context()
             for name in expression.roots:
                 if name in self.values:
                     context.add_variable(name, self.values[name])
@@ -103,7 +111,7 @@ def compile_expression(source: str, *, max_length: int = 2_000) -> Expression:
     if found is not None:
         return found
     try:
-        program = cel.compile(source)
+        program = _cel().compile(source)
     except Exception as exc:
         raise ExpressionError(_clean(str(exc))) from exc
     # variables() also lists the loop variables of macros (the ``i`` of ``exists(i, ...)``)

@@ -1,4 +1,5 @@
-"""Opaque cursors for ``?limit=&cursor=`` lists."""
+"""Opaque cursors for ``?limit=&cursor=`` lists (the FastAPI dependency that reads them is
+``kit.endpoint.page_params``; services use this module without loading the web framework)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import base64
 import json
 from dataclasses import dataclass
 from typing import Any
-
-from fastapi import Query
 
 
 class BadCursor(ValueError):
@@ -34,19 +33,3 @@ class Page:
 
     size: int
     before: int | None
-
-
-def page_params(limit: int | None = Query(default=None, ge=1), cursor: str | None = None) -> Page:
-    """FastAPI dependency for id-ordered lists."""
-    from allegiance.config import get_settings
-    from allegiance.errors import invalid
-
-    settings = get_settings()
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    before = None
-    if cursor:
-        try:
-            before = int(decode_cursor(cursor))
-        except (BadCursor, TypeError, ValueError) as exc:
-            raise invalid(["query", "cursor"], "cursor is not one this API returned") from exc
-    return Page(size=size, before=before)

@@ -8,9 +8,9 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
-from allegiance.kit.endpoint import body_digest, client_id, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotent, page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, encode_cursor, page_params
+from allegiance.kit.pagination import Page, encode_cursor
 from allegiance.ledger import service as ledger
 from allegiance.member import service
 from allegiance.member.schemas import MemberUpsert

@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
+from allegiance.kit.endpoint import page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, encode_cursor, page_params
+from allegiance.kit.pagination import Page, encode_cursor
 from allegiance.referral import service
 
 router = APIRouter(tags=["referrals"])

@@ -8,9 +8,9 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
-from allegiance.kit.endpoint import body_digest, client_id, idempotent
+from allegiance.kit.endpoint import body_digest, client_id, idempotent, page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, encode_cursor, page_params
+from allegiance.kit.pagination import Page, encode_cursor
 from allegiance.program.service import load_program, require_program
 from allegiance.subscription import service
 from allegiance.subscription.schemas import SubscriptionCancel, SubscriptionCreate

@@ -6,8 +6,9 @@ from starlette.responses import Response
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
 from allegiance.kit.clock import as_utc
+from allegiance.kit.endpoint import page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, page_params
+from allegiance.kit.pagination import Page
 from allegiance.member import service as members
 from allegiance.program.service import load_program
 from allegiance.tier import service

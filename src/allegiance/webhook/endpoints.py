@@ -5,8 +5,9 @@ from starlette.responses import Response
 
 from allegiance.auth import Caller, require
 from allegiance.db import read_session, write_session
+from allegiance.kit.endpoint import page_params
 from allegiance.kit.http import json_response
-from allegiance.kit.pagination import Page, encode_cursor, page_params
+from allegiance.kit.pagination import Page, encode_cursor
 from allegiance.webhook import service
 from allegiance.webhook.schemas import ReplayRequest, WebhookEndpointCreate, WebhookEndpointUpdate
 

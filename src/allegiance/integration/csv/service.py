@@ -49,7 +49,9 @@ class ImportReport:
 
 
 # tables a large import grows, whose planner statistics are refreshed as it goes
-STATISTICS_TABLES = ("orders", "members", "ledger_accounts", "ledger_transfers", "ledger_lots")
+STATISTICS_TABLES = (
+    "orders", "members", "ledger_accounts", "ledger_transfers", "ledger_lots", "member_months",
+)  # fmt: skip
 
 Progress = Callable[[int], None]  # bytes or records processed so far
 

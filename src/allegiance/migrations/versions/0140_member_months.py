@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("month", sa.Integer(), nullable=False),
         sa.Column("first_order_at", allegiance.kit.orm.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "member_id", "month"),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_member_months_month",
