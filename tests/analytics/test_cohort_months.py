@@ -246,10 +246,16 @@ def test_the_job_fills_an_upgraded_install_in_batches(
     consistent(api, tenant_id)
 
 
-def test_verify_reports_a_table_that_disagrees_with_the_orders(shop: tuple[Api, str]) -> None:
+def test_verify_reports_a_table_that_disagrees_with_the_orders(
+    shop: tuple[Api, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     api, tenant_id = shop
+    place(api, "a0", "m0", "10.00", "2026-01-10T12:00:00Z")
     place(api, "a1", "m1", "10.00", "2026-02-10T12:00:00Z")
     place(api, "a2", "m1", "10.00", "2026-03-10T12:00:00Z")
+    place(api, "a3", "m2", "10.00", "2026-03-11T12:00:00Z")
+    monkeypatch.setattr(get_settings(), "job_batch_size", 2)  # the check goes in chunks
+    assert ledger_ok(tenant_id) == []
     with write_session(get_engine()) as session:
         session.execute(
             delete(MemberMonth).where(
@@ -264,11 +270,22 @@ def test_verify_reports_a_table_that_disagrees_with_the_orders(shop: tuple[Api, 
                 first_order_at=parse_timestamp("2026-02-10T12:00:00Z"),
             )
         )
+        session.add(
+            MemberMonth(
+                tenant_id=tenant_id,
+                member_id="ghost",
+                month=202601,
+                first_order_at=parse_timestamp("2026-01-10T12:00:00Z"),
+            )
+        )
     # the matrix reads the table (the orders say [1, 1, 0, 0, 0])
     assert matrix(api)["2026-02-01"] == [1, 0, 0, 1, 0]
     breaches = ledger_ok(tenant_id)
     assert "member m1: ordered in month 202603, missing from member_months" in breaches
     assert "member m1: member_months has month 202605 without an order" in breaches
+    assert "member m2: ordered in month 202603, missing from member_months" in breaches
+    assert "member ghost: in member_months but not a member" in breaches
+    assert len(breaches) == 4
 
 
 def test_parallel_bookings_keep_the_months_exact(live_server: str) -> None:

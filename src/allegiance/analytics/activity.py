@@ -306,26 +306,59 @@ def _counted_orders(
 
 def verify(session: Session, *, tenant_id: str, timezone: str | None) -> list[str]:
     """When the table claims to be exact, compare it with a recount from the orders and the
-    members' first-order times; returns readable breaches (part of ``allegiance ledger
-    verify``)."""
+    members' first-order times, ``job_batch_size`` members at a time (memory stays flat on a
+    large tenant); returns readable breaches (part of ``allegiance ledger verify``)."""
     if timezone is None or not exact_for(session, tenant_id, timezone):
         return []
-    firsts = dict(
-        session.execute(
-            select(Member.member_id, Member.first_order_at).where(
-                Member.tenant_id == tenant_id, Member.first_order_at.is_not(None)
-            )
-        ).all()
-    )
+    size = get_settings().job_batch_size
+    breaches: list[str] = []
+    after: str | None = None
+    while True:
+        statement = (
+            select(Member.member_id, Member.first_order_at)
+            .where(Member.tenant_id == tenant_id)
+            .order_by(Member.member_id)
+            .limit(size)
+        )
+        if after is not None:
+            statement = statement.where(Member.member_id > after)
+        firsts = dict(session.execute(statement).tuples().all())
+        if not firsts:
+            break
+        ids = list(firsts)
+        breaches += _compare(session, tenant_id, timezone, ids, firsts)
+        after = ids[-1]
+    strays = session.scalars(
+        select(MemberMonth.member_id)
+        .where(
+            MemberMonth.tenant_id == tenant_id,
+            ~exists().where(
+                Member.tenant_id == MemberMonth.tenant_id,
+                Member.member_id == MemberMonth.member_id,
+            ),
+        )
+        .distinct()
+    ).all()
+    breaches += [f"member {mid}: in member_months but not a member" for mid in sorted(strays)]
+    return breaches
+
+
+def _compare(
+    session: Session,
+    tenant_id: str,
+    timezone: str,
+    ids: list[str],
+    firsts: dict[str, datetime | None],
+) -> list[str]:
     expected = {
         (mid, month_of(at, timezone)): firsts.get(mid)
-        for mid, at in _counted_orders(session, tenant_id, None)
+        for mid, at in _counted_orders(session, tenant_id, ids)
     }
     stored = {
         (mid, month): first
         for mid, month, first in session.execute(
             select(MemberMonth.member_id, MemberMonth.month, MemberMonth.first_order_at).where(
-                MemberMonth.tenant_id == tenant_id
+                MemberMonth.tenant_id == tenant_id, MemberMonth.member_id.in_(ids)
             )
         )
     }
