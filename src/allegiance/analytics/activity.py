@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Table, bindparam, delete, exists, select, text, update
+from sqlalchemy import Engine, Select, Table, bindparam, delete, exists, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.analytics.models import MemberMonth, MemberMonthsState
@@ -256,14 +256,7 @@ def _rebuild_batch(
     session: Session, tenant_id: str, timezone: str, after: str | None, size: int
 ) -> list[str]:
     """Recount the months of the next ``size`` members after ``after`` (locked, in id order)."""
-    statement = (
-        select(Member.member_id, Member.first_order_at)
-        .where(Member.tenant_id == tenant_id)
-        .order_by(Member.member_id)
-        .limit(size)
-    )
-    if after is not None:
-        statement = statement.where(Member.member_id > after)
+    statement = _members_after(tenant_id, after, size)
     if is_postgres(session):
         statement = statement.with_for_update()
     members = list(session.execute(statement))
@@ -285,6 +278,19 @@ def _rebuild_batch(
         first_after=firsts,
     )
     return ids
+
+
+def _members_after(tenant_id: str, after: str | None, size: int) -> Select[str, datetime | None]:
+    """(member id, first order) of the next ``size`` members of the tenant after ``after``."""
+    statement = (
+        select(Member.member_id, Member.first_order_at)
+        .where(Member.tenant_id == tenant_id)
+        .order_by(Member.member_id)
+        .limit(size)
+    )
+    if after is not None:
+        statement = statement.where(Member.member_id > after)
+    return statement
 
 
 def _counted_orders(
@@ -314,15 +320,7 @@ def verify(session: Session, *, tenant_id: str, timezone: str | None) -> list[st
     breaches: list[str] = []
     after: str | None = None
     while True:
-        statement = (
-            select(Member.member_id, Member.first_order_at)
-            .where(Member.tenant_id == tenant_id)
-            .order_by(Member.member_id)
-            .limit(size)
-        )
-        if after is not None:
-            statement = statement.where(Member.member_id > after)
-        firsts = dict(session.execute(statement).tuples().all())
+        firsts = dict(session.execute(_members_after(tenant_id, after, size)).tuples().all())
         if not firsts:
             break
         ids = list(firsts)
