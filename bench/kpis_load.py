@@ -228,7 +228,7 @@ def fill_member_months(url: str, tenant_id: str) -> bool:
     from allegiance.config import reset_settings
 
     reset_settings()
-    from allegiance.analytics import activity
+    from allegiance.analytics import activity, tasks
     from allegiance.db import get_engine, read_session
     from allegiance.program.service import require_program
 
@@ -240,7 +240,7 @@ def fill_member_months(url: str, tenant_id: str) -> bool:
     began = time.monotonic()
     members = rounds = 0
     while True:
-        done = activity.rebuild(engine, tenant_id, datetime.now(UTC))
+        done = tasks.rebuild_member_months(engine, tenant_id, datetime.now(UTC))
         members += done
         rounds += 1
         with read_session(engine) as session:

@@ -10,7 +10,7 @@ orders, after the member's row lock, touching only that member's rows (concurren
 share no row). A month is local to the program's time zone, so a time zone change makes the
 stored months wrong: the state row then says so, reads count from the orders, and the
 ``member_months`` job rebuilds the tenant member by member under the same locks
-(docs/analytics.md#cohorts, decisions 569-574).
+(docs/analytics.md#cohorts, decisions 569-574; the job is `analytics.tasks.rebuild_member_months`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Select, Table, bindparam, delete, exists, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, exists, select, text, update
 from sqlalchemy.orm import Session
 
 from allegiance.analytics.models import MemberMonth, MemberMonthsState
 from allegiance.config import get_settings
-from allegiance.db import bulk_insert_values, is_postgres, write_session
+from allegiance.db import bulk_insert_values, is_postgres
 from allegiance.kit.clock import zone
 from allegiance.member.models import Member
 from allegiance.order.models import Order
@@ -176,7 +176,7 @@ def record_cancel(
 # ---- time zone and state -------------------------------------------------------------------
 
 
-def _state(session: Session, tenant_id: str, *, lock: bool = False) -> MemberMonthsState | None:
+def state_of(session: Session, tenant_id: str, *, lock: bool = False) -> MemberMonthsState | None:
     statement = select(MemberMonthsState).where(MemberMonthsState.tenant_id == tenant_id)
     if lock and is_postgres(session):
         statement = statement.with_for_update().execution_options(populate_existing=True)
@@ -185,7 +185,7 @@ def _state(session: Session, tenant_id: str, *, lock: bool = False) -> MemberMon
 
 def exact_for(session: Session, tenant_id: str, timezone: str) -> bool:
     """Whether the tenant's ``member_months`` are complete and exact in ``timezone``."""
-    state = _state(session, tenant_id)
+    state = state_of(session, tenant_id)
     return state is not None and state.timezone == timezone
 
 
@@ -203,7 +203,7 @@ def program_applied(
     stale until the job has rebuilt them."""
     if not first and previous_timezone == timezone:
         return
-    state = _state(session, tenant_id, lock=True)
+    state = state_of(session, tenant_id, lock=True)
     if state is None:
         state = MemberMonthsState(tenant_id=tenant_id)
         session.add(state)
@@ -216,43 +216,7 @@ def program_applied(
     session.flush()
 
 
-def rebuild(engine: Engine, tenant_id: str, now: datetime) -> int:
-    """The ``member_months`` job: when the tenant's months are not exact for the program's time
-    zone (after the migration, or a time zone change), rebuild them from the orders, one batch
-    of members per transaction under their row locks, at most ``job_max_batches`` per round;
-    the last batch marks the table exact. Returns the members rebuilt."""
-    from allegiance.program.service import load_program
-
-    settings = get_settings()
-    handled = 0
-    for _ in range(settings.job_max_batches):
-        with write_session(engine) as session:
-            compiled = load_program(session, tenant_id=tenant_id)
-            if compiled is None:
-                return handled
-            timezone = compiled.program.timezone
-            state = _state(session, tenant_id, lock=True)
-            if state is None:
-                state = MemberMonthsState(tenant_id=tenant_id)
-                session.add(state)
-            if state.timezone == timezone:
-                return handled
-            if state.building != timezone:
-                if state.changed_at is not None and now < state.changed_at + SETTLE:
-                    return handled
-                state.building, state.cursor = timezone, None
-            done = _rebuild_batch(
-                session, tenant_id, timezone, state.cursor, settings.job_batch_size
-            )
-            handled += len(done)
-            if len(done) < settings.job_batch_size:
-                state.timezone, state.building, state.cursor = timezone, None, None
-                return handled
-            state.cursor = done[-1]
-    return handled
-
-
-def _rebuild_batch(
+def rebuild_batch(
     session: Session, tenant_id: str, timezone: str, after: str | None, size: int
 ) -> list[str]:
     """Recount the months of the next ``size`` members after ``after`` (locked, in id order)."""

@@ -18,7 +18,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
-    from allegiance.analytics import activity
+    from allegiance.analytics import tasks as analytics_tasks
     from allegiance.automation import tasks as automation_tasks
     from allegiance.b2b import tasks as b2b_tasks
     from allegiance.insight import tasks as insight_tasks
@@ -43,7 +43,7 @@ def jobs() -> list[Job]:
         Job("subscription_expiry", subscription_tasks.expire_subscriptions),
         Job("referral_conversions", referral_tasks.convert_due),
         # the cohort matrix's member months, after a time zone change or the upgrade
-        Job("member_months", activity.rebuild),
+        Job("member_months", analytics_tasks.rebuild_member_months),
         # weekly CLV refit (tenants that fitted once), then the daily member scoring; segments
         # read the scores, so they come after
         Job("clv_refit", insight_tasks.refit_models),
