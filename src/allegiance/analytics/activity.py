@@ -9,8 +9,8 @@ It is exact, not a cache that lags: it is written in the transactions that book 
 orders, after the member's row lock, touching only that member's rows (concurrent bookings
 share no row). A month is local to the program's time zone, so a time zone change makes the
 stored months wrong: the state row then says so, reads count from the orders, and the
-``member_months`` job rebuilds the tenant member by member under the same locks
-(docs/analytics.md#cohorts, decisions 569-574; the job is `analytics.tasks.rebuild_member_months`).
+``member_months`` job (``analytics.tasks.rebuild_member_months``) rebuilds the tenant member
+by member under the same locks (docs/analytics.md#cohorts, decisions 569-574).
 """
 
 from __future__ import annotations
