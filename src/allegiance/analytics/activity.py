@@ -195,12 +195,13 @@ def program_applied(
     tenant_id: str,
     timezone: str,
     previous_timezone: str | None,
-    first: bool,
     now: datetime,
 ) -> None:
-    """Called when a program version is applied (under the tenant's program lock). A first
-    program of a tenant without orders starts exact; a time zone change makes the months
-    stale until the job has rebuilt them."""
+    """Called when a program version is applied (under the tenant's program lock);
+    ``previous_timezone`` is None for the tenant's first program. A first program of a tenant
+    without orders starts exact; a time zone change makes the months stale until the job has
+    rebuilt them."""
+    first = previous_timezone is None
     if not first and previous_timezone == timezone:
         return
     state = state_of(session, tenant_id, lock=True)

@@ -48,7 +48,6 @@ def apply_program(
         tenant_id=tenant_id,
         timezone=program.timezone,
         previous_timezone=previous.program.timezone if previous is not None else None,
-        first=previous is None,
         now=now,
     )
     return {"version": version, **document}
