@@ -8,7 +8,7 @@ from typing import Any
 from allegiance.db import get_engine
 from allegiance.kit.clock import parse_timestamp
 from allegiance.worker.runner import run_all
-from tests.conftest import Api, apply_program, ledger_ok, order
+from tests.conftest import BASIC_PROGRAM, Api, apply_program, ledger_ok, order
 from tests.webhook.receiver import Receiver
 
 PROGRAM: dict[str, Any] = {
@@ -128,3 +128,28 @@ def test_each_action_writes_its_event(
     assert catalogue <= {r.body["type"] for r in receiver.received if r.verified}
     assert len(receiver.ids()) == len(written(api))  # every event, once
     assert ledger_ok(tenant[0]) == []
+
+
+def test_the_feed_pages_forward_and_keeps_its_place(api: Api) -> None:
+    """``?limit=&cursor=``: pages run forward; an empty page hands the same cursor back, so a
+    poller resumes where it was; a cursor this API did not return is a 422 naming it."""
+    apply_program(api, BASIC_PROGRAM)
+    for n in range(3):
+        assert api.post("/v1/orders", json=order(f"f{n}", "m1", "10.00")).status_code == 201
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "/v1/domain-events?type=order.completed&limit=2"
+        body = api.get(query + (f"&cursor={cursor}" if cursor else "")).json()
+        seen += [e["data"]["order_id"] for e in body["data"]]
+        if not body["has_more"]:
+            break
+        cursor = body["next_cursor"]
+    assert seen == ["f0", "f1", "f2"]
+    last = body["next_cursor"]
+    empty = api.get(f"/v1/domain-events?type=order.completed&cursor={last}").json()
+    assert empty["data"] == [] and empty["next_cursor"] == last
+    assert api.get("/v1/domain-events").json()["next_cursor"] is not None
+    bad = api.get("/v1/domain-events?cursor=not-a-cursor")
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["loc"] == ["query", "cursor"]
